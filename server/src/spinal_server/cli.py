@@ -1,0 +1,24 @@
+"""The `spinal-server` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from spinal_server import __version__
+
+app = typer.Typer(
+    name="spinal-server",
+    help="Serve one robot policy to many robots over Zenoh.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print the server version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
