@@ -1,10 +1,17 @@
-"""The `spinal` command line: one typer app; each command group lives in its own module."""
+"""The `spinal` command line: one typer app; each command group lives in `spinal.commands.<name>`.
+
+A module in `spinal/commands/` exposes `register(app)`, which adds its commands or sub-app; importing
+is lazy per module so one group's optional dependency never breaks the others.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import typer
 
-from spinal import __version__
+from spinal import __version__, commands
 
 app = typer.Typer(
     name="spinal",
@@ -18,6 +25,17 @@ app = typer.Typer(
 def version() -> None:
     """Print the SDK version."""
     typer.echo(__version__)
+
+
+def _register_command_groups() -> None:
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(app)
+
+
+_register_command_groups()
 
 
 def main() -> None:

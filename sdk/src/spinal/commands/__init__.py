@@ -1,0 +1,1 @@
+"""Command groups of the `spinal` CLI; each module exposes `register(app: typer.Typer)`."""
