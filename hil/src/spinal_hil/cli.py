@@ -11,6 +11,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Keep sub-commands as sub-commands even while there is only one."""
+
+
 @app.command()
 def version() -> None:
     """Print the rig version."""
