@@ -10,11 +10,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.spinal-installed
 PKGS   := sdk/pyproject.toml server/pyproject.toml edge_os/pyproject.toml hil/pyproject.toml
 # Debian packages the tests and the demo use (installed only when missing).
-APT_PACKAGES := chromium tmux iproute2
+APT_PACKAGES := chromium tmux iproute2 nftables mtools dosfstools fdisk openssh-client openssl
 
 PYTEST_ARGS ?=
 
-.PHONY: help setup test demo bench lint format clean
+.PHONY: help setup test demo bench lint format clean image image-test
 
 help:
 	@echo "make demo   - run a whole simulated robot cell on 127.0.0.1 (server, firmware, arm, edge daemon, setup page)"
@@ -22,6 +22,8 @@ help:
 	@echo "make bench  - run the benchmarks; tables land in bench/results/"
 	@echo "make lint   - ruff"
 	@echo "make setup  - create .venv and install the four packages (editable, with dev extras)"
+	@echo "make image  - build the Raspberry Pi SD-card image into images/out/ (root, ~20 min on 2 cores)"
+	@echo "make image-test - boot that image under qemu and check it (builds it first if needed)"
 
 setup: $(STAMP)
 
@@ -52,3 +54,23 @@ format: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
+
+# The Raspberry Pi SD-card image (images/README.md). Slow (Debian packages configure under emulation), so
+# `make test` runs only its fast tests; the build and the qemu boot test live behind these two targets.
+IMAGE_APT_PACKAGES := mmdebstrap qemu-user-static binfmt-support arch-test mtools dosfstools fdisk e2fsprogs xz-utils
+IMAGE_TEST_APT_PACKAGES := qemu-system-arm openssh-client mtools
+IMAGE_VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' sdk/src/spinal/__init__.py)
+IMAGE_FILE := images/out/spinal-$(IMAGE_VERSION)-arm64.img
+IMAGE_INPUTS := $(shell find images edge_os/src edge_os/systemd edge_os/config edge_os/pyproject.toml sdk/src \
+	sdk/pyproject.toml firmware -type f -not -path 'images/out/*' -not -path 'images/cache/*' \
+	-not -path 'images/tests/*' -not -name '*.pyc' 2>/dev/null)
+
+image: $(IMAGE_FILE).xz
+
+$(IMAGE_FILE).xz: $(IMAGE_INPUTS) | setup
+	@scripts/ensure-apt.sh $(IMAGE_APT_PACKAGES)
+	$(BIN)/python images/build_image.py
+
+image-test: $(IMAGE_FILE).xz
+	@scripts/ensure-apt.sh $(IMAGE_TEST_APT_PACKAGES)
+	SPINAL_IMAGE=$(abspath $(IMAGE_FILE)) $(BIN)/python -m pytest images/tests/test_boot_qemu.py $(PYTEST_ARGS)

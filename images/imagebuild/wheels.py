@@ -1,0 +1,52 @@
+"""The Python side of the image: wheels of the project (sdk, edge_os) and every dependency, for aarch64 and
+CPython 3.11 (Debian bookworm's), fetched on this machine and installed offline inside the root filesystem.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT_PACKAGES = ("sdk", "edge_os")
+PYTHON_VERSION = "3.11"
+# Bookworm has glibc 2.36: every manylinux tag up to that runs on it.
+PLATFORMS = ("manylinux2014_aarch64", *(f"manylinux_2_{minor}_aarch64" for minor in range(17, 37)))
+
+
+def build_project_wheels(repo: Path, dest: Path) -> list[Path]:
+    """Build sdk and edge_os wheels (no dependencies) into `dest`, replacing older builds."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.glob("*.whl"):
+        old.unlink()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dest)]
+        + [str((repo / pkg).resolve()) for pkg in PROJECT_PACKAGES],
+        check=True,
+    )
+    wheels = sorted(dest.glob("*.whl"))
+    if len(wheels) != len(PROJECT_PACKAGES):
+        raise RuntimeError(f"expected {len(PROJECT_PACKAGES)} project wheels in {dest}, found {len(wheels)}")
+    return wheels
+
+
+def download_dependencies(project_wheels: list[Path], dest: Path) -> None:
+    """Fetch aarch64 binary wheels for everything the project wheels need (files already there are reused)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    platform_args = [arg for tag in PLATFORMS for arg in ("--platform", tag)]
+    subprocess.run(
+        [
+            sys.executable, "-m", "pip", "download", "--quiet",
+            "--dest", str(dest),
+            "--only-binary=:all:",
+            "--python-version", PYTHON_VERSION,
+            "--implementation", "cp",
+            "--abi", "cp311", "--abi", "abi3", "--abi", "none",
+            *platform_args,
+            *[str(w) for w in project_wheels],
+        ],
+        check=True,
+    )  # fmt: skip
+    # pip copies the project wheels there too; they are rebuilt each time, so keep only dependencies.
+    for wheel in project_wheels:
+        (dest / wheel.name).unlink(missing_ok=True)
