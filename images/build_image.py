@@ -99,7 +99,7 @@ def main() -> int:
                  "MiB root partition; raise ImageLayout.root_size")  # fmt: skip
     # The MBR disk id only has to differ between builds; it is not a secret.
     stages.run("disk image", assemble.assemble_image, tree, work, image, layout, random.getrandbits(32) or 1)
-    packed = None if args.no_compress else stages.run("compress", assemble.compress, image)
+    packed = None if args.no_compress else stages.run("compress", assemble.compress, image, args.xz_level)
     report = {
         "image": image.name,
         "version": __version__,

@@ -13,10 +13,17 @@ useradd --system --uid "$SPINAL_UID" --gid spinal --groups dialout,video \
 install -d -o spinal -g spinal -m 0750 /var/lib/spinal
 
 echo "spinal: python venv"
+# The build machine's pip settings (index, find-links) mean nothing in here: install only from our wheels.
+for var in $(env | sed -n 's/^\(PIP_[A-Z_]*\)=.*/\1/p'); do unset "$var"; done
+export PIP_CONFIG_FILE=/dev/null
 python3 -m venv /opt/spinal/venv
 /opt/spinal/venv/bin/python -m pip install --quiet --no-index --no-cache-dir --disable-pip-version-check \
     --find-links "$WHEELS/aarch64" "$WHEELS"/project/*.whl
 /opt/spinal/venv/bin/python -m pip uninstall --quiet --yes pip setuptools 2>/dev/null || true
+# Test suites and C headers of the dependencies are never used on the device.
+site=$(/opt/spinal/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+find "$site" -mindepth 2 -maxdepth 3 -type d -name tests -prune -exec rm -rf {} +
+rm -rf "$site/pyarrow/include" "$site"/numpy/_core/include
 /opt/spinal/venv/bin/spinal-edge version
 /opt/spinal/venv/bin/spinal version
 
@@ -49,6 +56,6 @@ fi
 # Copy kernel, initrd and device trees to /boot/firmware and write config.txt (with raspi-firmware-custom).
 DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware "$version" "/boot/vmlinuz-$version"
 # The Pi firmware passes this line to the kernel; root stays read-only (the initramfs adds the data partition).
-echo "console=ttyS1,115200 console=tty0 root=LABEL=spinal-root rootfstype=ext4 ro fsck.repair=yes net.ifnames=0 rootwait" \
+echo "console=ttyS1,115200 console=tty0 root=LABEL=spinal-root rootfstype=ext4 ro fsck.mode=skip net.ifnames=0 rootwait" \
     > /boot/firmware/cmdline.txt
 ls -l /boot/firmware | grep -E 'vmlinuz|initrd|config.txt|cmdline.txt'

@@ -88,11 +88,12 @@ def assemble_image(rootfs: Path, work: Path, image: Path, layout: ImageLayout, d
         path.unlink()
 
 
-def compress(image: Path) -> Path:
-    """`IMAGE.xz` next to the image (multi-threaded xz) and its `.sha256` in sha256sum's format."""
+def compress(image: Path, level: int) -> Path:
+    """`IMAGE.xz` next to the image (multi-threaded xz) and its `.sha256` in sha256sum's format.
+    Level 1 is ~6x faster than 6 on two cores for a ~20 % larger file."""
     packed = image.with_name(image.name + ".xz")
     with open(packed, "wb") as out:
-        _run(["xz", "--threads=0", "-6", "--stdout", str(image)], stdout=out)
+        _run(["xz", "--threads=0", f"-{level}", "--stdout", str(image)], stdout=out)
     digest = hashlib.sha256()
     with open(packed, "rb") as handle:
         while block := handle.read(_COPY_CHUNK):

@@ -84,7 +84,7 @@ class VirtualPi:
             "-kernel", str(self.boot.kernel), "-initrd", str(self.boot.initrd), "-append", self.boot.cmdline,
             "-drive", f"file={self.disk},if=none,format=raw,id=card,cache=writeback",
             "-device", "virtio-blk-pci,drive=card",
-            "-netdev", f"user,id=net0,{hostfwd}", "-device", "virtio-net-pci,netdev=net0",
+            "-netdev", f"user,id=net0,{hostfwd}", "-device", "virtio-net-pci,netdev=net0,romfile=",
             "-object", "rng-random,filename=/dev/urandom,id=rng0", "-device", "virtio-rng-pci,rng=rng0",
             "-display", "none", "-monitor", "none", "-no-reboot",
             "-serial", f"file:{self.console_log}",
