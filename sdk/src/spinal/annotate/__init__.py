@@ -1,0 +1,1 @@
+"""spinal.annotate (in progress)."""
