@@ -53,7 +53,9 @@ class ContactSheet:
 def decode_frames(span: VideoSpan, timestamps: Sequence[float]) -> list[np.ndarray]:
     """RGB frames (H, W, 3 uint8) of one episode at episode-relative `timestamps`, nearest decoded frame."""
     if not span.path.is_file():
-        raise FramesError(f"Video file {span.path} is missing; re-convert the dataset or fix its videos/ folder.")
+        raise FramesError(
+            f"Video file {span.path} is missing; re-convert the dataset or fix its videos/ folder."
+        )
     if not timestamps:
         return []
     order = sorted(range(len(timestamps)), key=lambda i: timestamps[i])
@@ -65,13 +67,17 @@ def decode_frames(span: VideoSpan, timestamps: Sequence[float]) -> list[np.ndarr
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
                 if stream.time_base is not None and targets[0] > 0:
-                    container.seek(int(targets[0] / stream.time_base), stream=stream, backward=True, any_frame=False)
+                    container.seek(
+                        int(targets[0] / stream.time_base), stream=stream, backward=True, any_frame=False
+                    )
                 _pick_frames(container.decode(stream), targets, picked)
         except av.FFmpegError as exc:
             raise FramesError(f"Cannot decode {span.path}: {exc}.") from None
     if any(p is None for p in picked):
         missing = [round(targets[i] - span.from_timestamp, 3) for i, p in enumerate(picked) if p is None]
-        raise FramesError(f"{span.path} has no frames at episode times {missing[:5]}; the video is shorter than the data.")
+        raise FramesError(
+            f"{span.path} has no frames at episode times {missing[:5]}; the video is shorter than the data."
+        )
     out: list[np.ndarray] = [np.empty(0)] * len(timestamps)
     for rank, i in enumerate(order):
         out[i] = picked[rank]  # type: ignore[assignment]
@@ -88,7 +94,11 @@ def _pick_frames(frames, targets: list[float], picked: list[np.ndarray | None]) 
             continue
         ft = float(frame.time)
         while nxt < len(targets) and ft >= targets[nxt] - 1e-6:
-            if prev_frame is not None and prev_time is not None and targets[nxt] - prev_time < ft - targets[nxt]:
+            if (
+                prev_frame is not None
+                and prev_time is not None
+                and targets[nxt] - prev_time < ft - targets[nxt]
+            ):
                 picked[nxt] = prev_frame.to_ndarray(format="rgb24")
             else:
                 picked[nxt] = frame.to_ndarray(format="rgb24")
@@ -97,7 +107,12 @@ def _pick_frames(frames, targets: list[float], picked: list[np.ndarray | None]) 
             return
         prev_time, prev_frame = ft, frame
     # Targets past the last frame (float rounding at the very end) take the last frame when it is close.
-    while nxt < len(targets) and prev_frame is not None and prev_time is not None and targets[nxt] - prev_time < 0.5:
+    while (
+        nxt < len(targets)
+        and prev_frame is not None
+        and prev_time is not None
+        and targets[nxt] - prev_time < 0.5
+    ):
         picked[nxt] = prev_frame.to_ndarray(format="rgb24")
         nxt += 1
 
@@ -161,5 +176,7 @@ def contact_sheets(
 
 def single_frame_jpeg(frame: np.ndarray, *, width: int = 640, quality: int = 85) -> str:
     """One frame as a JPEG data URL (VQA asks about exactly one frame)."""
-    jpeg = simplejpeg.encode_jpeg(np.ascontiguousarray(_resize(frame, width)[:, :, :3]), quality=quality, colorspace="RGB")
+    jpeg = simplejpeg.encode_jpeg(
+        np.ascontiguousarray(_resize(frame, width)[:, :, :3]), quality=quality, colorspace="RGB"
+    )
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")

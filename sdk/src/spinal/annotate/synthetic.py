@@ -16,7 +16,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-JOINTS = ["shoulder_pan.pos", "shoulder_lift.pos", "elbow_flex.pos", "wrist_flex.pos", "wrist_roll.pos", "gripper.pos"]
+JOINTS = [
+    "shoulder_pan.pos",
+    "shoulder_lift.pos",
+    "elbow_flex.pos",
+    "wrist_flex.pos",
+    "wrist_roll.pos",
+    "gripper.pos",
+]
 
 
 def _frame(camera: int, i: int, n: int, height: int, width: int) -> np.ndarray:
@@ -68,8 +75,12 @@ def build_dataset(
     task_index = np.array([e % len(tasks) for e in ep_index], dtype=np.int64)
     state = np.stack([np.linspace(0, 1, n_total, dtype=np.float32)] * len(JOINTS), axis=1)
     columns: dict[str, pa.Array] = {
-        "observation.state": pa.FixedSizeListArray.from_arrays(pa.array(state.ravel(), pa.float32()), len(JOINTS)),
-        "action": pa.FixedSizeListArray.from_arrays(pa.array((state + 0.01).ravel(), pa.float32()), len(JOINTS)),
+        "observation.state": pa.FixedSizeListArray.from_arrays(
+            pa.array(state.ravel(), pa.float32()), len(JOINTS)
+        ),
+        "action": pa.FixedSizeListArray.from_arrays(
+            pa.array((state + 0.01).ravel(), pa.float32()), len(JOINTS)
+        ),
         "timestamp": pa.array(timestamps, pa.float32()),
         "frame_index": pa.array(frame_index),
         "episode_index": pa.array(ep_index),

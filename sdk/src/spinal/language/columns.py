@@ -165,11 +165,12 @@ def write_language_columns(
         report.frames += table.num_rows
         report.persistent_rows += n_p
         report.event_rows += n_e
-        if table.equals(existing, check_metadata=True):
-            report.files_unchanged.append(path)
-            continue
         buffer = io.BytesIO()
         pq.write_table(table, buffer)
+        # Compare what would be on disk with what is: an unchanged file is not rewritten (idempotent reruns).
+        if pq.read_table(io.BytesIO(buffer.getvalue())).equals(existing, check_metadata=True):
+            report.files_unchanged.append(path)
+            continue
         atomic_write_bytes(path, buffer.getvalue())
         report.files_rewritten.append(path)
     sync_language_info(dataset)
