@@ -118,3 +118,21 @@ def test_manual_backend_refuses_vqa(dataset, tmp_path):
 def test_malformed_label_files_name_the_problem(tmp_path, name, text, message):
     with pytest.raises(LabelsError, match=message):
         load_labels(_labels(tmp_path, name, textwrap.dedent(text)))
+
+
+def test_labels_survive_prompt_windows(dataset, tmp_path):
+    labels = _labels(tmp_path, "labels.yaml", LABELS_YAML)
+    settings = AnnotateSettings.model_validate(
+        {
+            "vlm": {"backend": "manual", "labels": str(labels)},
+            "vqa": {"enabled": False},
+            "subtasks": {"max_frames_per_prompt": 2},
+        }
+    )
+    assert AnnotationPipeline(dataset, settings).run().ok
+    first = next(iter_frame_language(dataset)).persistent
+    assert [r["content"] for r in first if r["style"] == "subtask"] == [
+        "reach for the red cube",
+        "grasp the red cube",
+        "place it in the bowl",
+    ]

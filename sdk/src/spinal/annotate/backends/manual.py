@@ -206,6 +206,15 @@ def _nearest(items: Sequence[Any], t: float, attr: str) -> Any | None:
     return best if abs(getattr(best, attr) - t) <= 0.5 else None
 
 
+def _in_window(t: float, ctx: dict[str, Any]) -> bool:
+    """Whether a labelled time belongs to this prompt window; the first and last windows take the overhang."""
+    if t < float(ctx["window_start"]):
+        return ctx.get("window_index") == 0
+    if t >= float(ctx["window_end"]):
+        return bool(ctx.get("last_window", True))
+    return True
+
+
 class ManualBackend:
     """Answers from human labels; kinds the labels cannot answer (VQA) are not supported."""
 
@@ -247,15 +256,7 @@ class ManualBackend:
         if request.kind == SUBTASKS:
             if not entry.subtasks:
                 return None
-            lo, hi = float(ctx["window_start"]), float(ctx["window_end"])
-            last = bool(ctx.get("last_window", True))
-            spans = [
-                s
-                for s in entry.subtasks
-                if lo <= s.start < hi
-                or (last and s.start >= hi)
-                or (ctx.get("window_index") == 0 and s.start < lo)
-            ]
+            spans = [s for s in entry.subtasks if _in_window(s.start, ctx)]
             return {"subtasks": [{"start": s.start, "text": s.text} for s in spans]}
         if request.kind == MEMORY:
             label = _nearest(entry.subtasks, float(ctx["t"]), "start")
