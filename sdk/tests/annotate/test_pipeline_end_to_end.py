@@ -264,3 +264,35 @@ def test_cli_errors_are_one_clear_sentence(dataset, tmp_path, args, message):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
     assert message in result.output
+
+
+def test_cli_reads_settings_from_yaml_and_flags_override_it(dataset, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("vlm: {backend: stub}\nvqa: {enabled: true}\ntask_aug: {n_rephrasings: 2}\n")
+    result = CliRunner().invoke(
+        app, ["annotate", str(dataset), "--config", str(config), "--no-vqa", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "vqa" not in json.loads(result.output)["modules_run"]
+    first = next(iter_frame_language(dataset)).persistent
+    assert len([r for r in first if r["style"] == "task_aug"]) == 3
+
+    config.write_text("vlm: {backend: stub, concurrency: 0}\n")
+    bad = CliRunner().invoke(app, ["annotate", str(dataset), "--config", str(config)])
+    assert bad.exit_code != 0 and "vlm.concurrency" in bad.output
+
+
+def test_cli_render_prints_json_samples(dataset):
+    runner = CliRunner()
+    assert runner.invoke(app, ["annotate", str(dataset), "--backend", "stub"]).exit_code == 0
+    result = runner.invoke(
+        app,
+        ["render", str(dataset), "--recipe", "subtasks_vqa", "--episode", "1", "--json", "--samples", "4"],
+    )
+    assert result.exit_code == 0, result.output
+    samples = [json.loads(line) for line in result.output.splitlines()]
+    assert len(samples) == 4
+    assert all(
+        s["index"] >= 40 and s["messages"] and len(s["messages"]) == len(s["message_streams"])
+        for s in samples
+    )
