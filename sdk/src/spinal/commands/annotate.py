@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from spinal.annotate.backends.base import LabelRequest
 from spinal.annotate.errors import AnnotateError
@@ -229,9 +231,20 @@ def _run(
         summary.warnings = report.warnings
         _print_summary(summary, as_json)
         return
-    summary = pipeline.run(
-        only=only, shard=parse_shard(shard) if shard else None, skip_validation=skip_validation
-    )
+    shard_spec = parse_shard(shard) if shard else None
+    total = len(pipeline.select_episodes(only, shard_spec))
+    with Progress(
+        TextColumn("annotating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=as_json,
+    ) as progress:
+        bar = progress.add_task("episodes", total=total)
+        pipeline.progress = lambda episode, status: progress.advance(bar)
+        summary = pipeline.run(only=only, shard=shard_spec, skip_validation=skip_validation)
     _print_summary(summary, as_json)
     if shard and not summary.failed:
         typer.echo(f"shard {shard} staged in {pipeline.staging.root}; merge all shards with --merge DIR.")
