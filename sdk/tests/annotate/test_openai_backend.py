@@ -10,6 +10,7 @@ from spinal.annotate.backends.base import LabelRequest
 from spinal.annotate.backends.openai_compat import OpenAICompatibleBackend
 from spinal.annotate.errors import BackendError
 from spinal.annotate.fake_server import FakeVlmServer
+from spinal.annotate.synthetic import build_dataset
 from spinal.language import LANGUAGE_PERSISTENT, iter_frame_language
 
 KINDS = {"task_rephrasings", "subtasks", "memory", "initial_speech", "interjection", "vqa"}
@@ -65,11 +66,16 @@ def test_server_errors_are_retried(dataset, openai_settings):
     assert summary.ok and server.failures_sent == 3
 
 
-def test_a_failing_server_fails_the_episodes_and_writes_nothing(dataset, openai_settings):
+def test_a_failing_server_fails_the_episodes_and_writes_nothing(tmp_path, openai_settings):
+    dataset = build_dataset(tmp_path / "ds", episode_lengths=(10,) * 6)
     with FakeVlmServer(fail_first=10**6, fail_status=503) as server:
-        summary = _run(dataset, openai_settings(server, max_retries=1))
-    assert set(summary.failed) == {0, 1}
-    assert all("HTTP 503" in reason for reason in summary.failed.values())
+        summary = _run(dataset, openai_settings(server, max_retries=1, concurrency=2))
+    assert set(summary.failed) == set(range(6))
+    reasons = list(summary.failed.values())
+    assert any("HTTP 503" in r for r in reasons)
+    # once the endpoint is known to be down, the episodes not yet started are left for a rerun
+    assert sum("not attempted" in r for r in reasons) >= 4
+    assert server.requests <= 2 * 2  # two episodes in flight, one request each plus its retry
     assert summary.write is None
     assert LANGUAGE_PERSISTENT not in pq.read_schema(dataset / "data/chunk-000/file-000.parquet").names
 

@@ -5,6 +5,7 @@ validate everything staged, then write the language columns. Driven by `spinal a
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from typing import Any
 from spinal.annotate.backends import make_backend
 from spinal.annotate.backends.base import Answer, LabelBackend, LabelRequest
 from spinal.annotate.backends.stub import StubBackend
-from spinal.annotate.errors import AnnotateError, SettingsError, ValidationFailed
+from spinal.annotate.errors import AnnotateError, BackendError, SettingsError, ValidationFailed
 from spinal.annotate.job import EpisodeJob
 from spinal.annotate.modules import MODULES, AnnotationModule
 from spinal.annotate.settings import AnnotateSettings
@@ -175,17 +176,35 @@ class AnnotationPipeline:
         return ran, job.warnings
 
     def annotate(self, episodes: Sequence[int]) -> RunSummary:
-        """Stage annotations for `episodes` (in parallel); failures are recorded per episode, not raised."""
+        """Stage annotations for `episodes` (in parallel); failures are recorded per episode, not raised.
+
+        Once the backend itself fails (unreachable, 5xx after retries), episodes not yet started are not
+        attempted: a rerun resumes them when the endpoint is back."""
         self.check()
         summary = RunSummary(episodes=list(episodes))
         start = time.perf_counter()
+        backend_down = threading.Event()
+
+        def guarded(ep: int) -> tuple[list[str], list[str]]:
+            if backend_down.is_set():
+                raise _NotAttempted
+            try:
+                return self.annotate_episode(ep)
+            except BackendError:
+                backend_down.set()  # set here, before this worker takes the next episode
+                raise
+
         workers = max(1, min(self.settings.parallel_episodes(), len(episodes) or 1))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="annotate-episode") as pool:
-            futures = {pool.submit(self.annotate_episode, ep): ep for ep in episodes}
+            futures = {pool.submit(guarded, ep): ep for ep in episodes}
             for future in as_completed(futures):
                 ep = futures[future]
                 try:
                     ran, warnings = future.result()
+                except _NotAttempted:
+                    summary.failed[ep] = "not attempted: the labelling backend failed on another episode"
+                    self.progress(ep, "failed")
+                    continue
                 except (AnnotateError, LanguageError) as exc:
                     summary.failed[ep] = str(exc)
                     self.progress(ep, "failed")
@@ -288,6 +307,10 @@ class AnnotationPipeline:
 
     def close(self) -> None:
         self.backend.close()
+
+
+class _NotAttempted(Exception):
+    """An episode skipped because the backend already failed on another one."""
 
 
 class _RecordingBackend:

@@ -86,9 +86,13 @@ class OpenAICompatibleBackend:
                 extra_body=self.extra_body,
             )
         except errors.APIStatusError as exc:
+            hint = {
+                401: "set the API key in the environment variable named by --api-key-env",
+                403: "the API key may not use this model",
+                404: f"check --base-url and that the server serves model {self.model!r}",
+            }.get(exc.status_code, "check that the server is healthy")
             raise BackendError(
-                f"The VLM endpoint {self.base_url} answered HTTP {exc.status_code} after retries; check the server "
-                "and the model name."
+                f"The VLM endpoint {self.base_url} answered HTTP {exc.status_code}; {hint}."
             ) from None
         except (errors.APITimeoutError, errors.APIConnectionError):
             raise BackendError(
