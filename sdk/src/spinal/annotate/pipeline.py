@@ -181,6 +181,7 @@ class AnnotationPipeline:
         Once the backend itself fails (unreachable, 5xx after retries), episodes not yet started are not
         attempted: a rerun resumes them when the endpoint is back."""
         self.check()
+        self.staging.remove_stale_temp_files()
         summary = RunSummary(episodes=list(episodes))
         start = time.perf_counter()
         backend_down = threading.Event()

@@ -91,6 +91,15 @@ class Staging:
         folder = self.root / f"episode_{episode:06d}"
         return sorted(p.stem for p in folder.glob("*.jsonl")) if folder.is_dir() else []
 
+    def remove_stale_temp_files(self) -> int:
+        """Delete temporary files a killed run left behind (finished files are never temporary); returns how many."""
+        if not self.root.is_dir():
+            return 0
+        stale = list(self.root.glob("episode_*/.*.tmp"))
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
+
     def merge_from(self, other: Staging) -> MergeReport:
         """Copy another run's staged files in; the same file twice is a no-op, a different one is an error."""
         if not other.root.is_dir():
