@@ -136,3 +136,27 @@ def test_labels_survive_prompt_windows(dataset, tmp_path):
         "grasp the red cube",
         "place it in the bowl",
     ]
+
+
+def test_labelled_interjections_outside_the_episode_are_reported(dataset, tmp_path):
+    text = """
+episodes:
+  0:
+    subtasks: [{start: 0.0, text: reach}, {start: 1.0, text: grasp}]
+    interjections:
+      - {t: 0.0, text: "too early", say: "ok"}
+      - {t: 99.0, text: "too late", say: "ok"}
+      - {t: 1.0, text: "grasp it now", say: "grasping"}
+"""
+    settings = AnnotateSettings.model_validate(
+        {
+            "vlm": {"backend": "manual", "labels": str(_labels(tmp_path, "l.yaml", text))},
+            "vqa": {"enabled": False},
+        }
+    )
+    summary = AnnotationPipeline(dataset, settings).run()
+    assert summary.ok and any("2 labelled interjection(s) dropped" in w for w in summary.warnings)
+    texts = [
+        r["content"] for f in iter_frame_language(dataset) for r in f.events if r["style"] == "interjection"
+    ]
+    assert texts == ["grasp it now"]

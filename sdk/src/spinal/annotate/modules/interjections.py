@@ -39,8 +39,14 @@ class InterjectionsModule:
         boundaries = [t for t, _ in subtasks[1:] if t - job.times()[0] >= cfg.min_t]
         chosen = job.backend.interjection_times(job.episode, boundaries)
         if chosen is not None:
-            last = job.times()[-1]
-            return sorted({job.snap(t) for t in chosen if t <= last + 0.5 and job.snap(t) > job.times()[0]})
+            first, last = job.times()[0], job.times()[-1]
+            kept = sorted({job.snap(t) for t in chosen if t <= last + 0.5 and job.snap(t) > first})
+            if len(kept) < len(chosen):
+                job.warnings.append(
+                    f"episode {job.episode}: {len(chosen) - len(kept)} labelled interjection(s) dropped: they fall "
+                    f"on the first frame, past the end ({last:.2f}s), or on the same frame as another"
+                )
+            return kept
         rng = job.rng(self.name)
         return sorted(rng.sample(boundaries, min(cfg.max_per_episode, len(boundaries))))
 
