@@ -216,58 +216,17 @@ def episodes_router(
     def get_episode(episode_id: str) -> EpisodeDetail:
         return episodes.summary(episode_id, with_metadata=True)
 
-    @router.api_route(
+    @router.get(
         "/{episode_id}/files/{name}",
-        methods=["GET", "HEAD"],
         summary="Download one file of an episode (supports Range; ETag is the sha256)",
         response_class=Response,
     )
     def download(episode_id: str, name: str, request: Request) -> Response:
-        path = episodes.directory(episode_id)
-        try:
-            meta = load_metadata(path)
-        except RecordingError as exc:
-            raise HTTPException(409, f"episode {episode_id} cannot be served: {exc}") from None
-        if meta.status not in OFFERED:
-            raise HTTPException(
-                409,
-                f"episode {episode_id} is {meta.status.value}; only complete or recovered episodes download",
-            )
-        if name not in meta.file_names():
-            raise HTTPException(404, f"episode {episode_id} has no file {name!r}")
-        file_path = path / name
-        try:
-            st = file_path.lstat()
-        except FileNotFoundError:
-            raise HTTPException(404, f"episode {episode_id} has no file {name!r}") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise HTTPException(404, f"episode {episode_id} has no file {name!r}")
-        digest = episodes.checksums.sha256(file_path, st)
-        size = st.st_size
-        headers = {
-            "Accept-Ranges": "bytes",
-            "ETag": f'"{digest}"',
-            "X-Checksum-SHA256": digest,
-            "Content-Type": "application/octet-stream",
-        }
-        start, end = 0, size - 1
-        status = 200
-        requested = request.headers.get("range")
-        if_range = request.headers.get("if-range")
-        if requested and (if_range is None or if_range.strip() == f'"{digest}"'):
-            parsed = _parse_range(requested, size)
-            if parsed == "unsatisfiable":
-                headers["Content-Range"] = f"bytes */{size}"
-                return Response(status_code=416, headers=headers)
-            if parsed is not None:
-                start, end = parsed
-                status = 206
-                headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        length = max(0, end - start + 1)
-        headers["Content-Length"] = str(length)
-        if request.method == "HEAD":
-            return Response(status_code=status, headers=headers)
-        return StreamingResponse(_read_range(file_path, start, length), status_code=status, headers=headers)
+        return _serve_file(episodes, episode_id, name, request)
+
+    @router.head("/{episode_id}/files/{name}", summary="Size and sha256 of one file", response_class=Response)
+    def file_headers(episode_id: str, name: str, request: Request) -> Response:
+        return _serve_file(episodes, episode_id, name, request)
 
     @router.delete("/{episode_id}", status_code=204, summary="Delete an episode from the device")
     def delete_episode(episode_id: str) -> Response:
@@ -285,6 +244,55 @@ def episodes_router(
     return router
 
 
+def _serve_file(episodes: _Episodes, episode_id: str, name: str, request: Request) -> Response:
+    """One offered file, whole or one byte range, with its sha256 as ETag (HEAD: headers only)."""
+    path = episodes.directory(episode_id)
+    try:
+        meta = load_metadata(path)
+    except RecordingError as exc:
+        raise HTTPException(409, f"episode {episode_id} cannot be served: {exc}") from None
+    if meta.status not in OFFERED:
+        raise HTTPException(
+            409,
+            f"episode {episode_id} is {meta.status.value}; only complete or recovered episodes download",
+        )
+    if name not in meta.file_names():
+        raise HTTPException(404, f"episode {episode_id} has no file {name!r}")
+    file_path = path / name
+    try:
+        st = file_path.lstat()
+    except FileNotFoundError:
+        raise HTTPException(404, f"episode {episode_id} has no file {name!r}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise HTTPException(404, f"episode {episode_id} has no file {name!r}")
+    digest = episodes.checksums.sha256(file_path, st)
+    size = st.st_size
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{digest}"',
+        "X-Checksum-SHA256": digest,
+        "Content-Type": "application/octet-stream",
+    }
+    start, end = 0, size - 1
+    status = 200
+    requested = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if requested and (if_range is None or if_range.strip() == f'"{digest}"'):
+        parsed = _parse_range(requested, size)
+        if parsed == "unsatisfiable":
+            headers["Content-Range"] = f"bytes */{size}"
+            return Response(status_code=416, headers=headers)
+        if parsed is not None:
+            start, end = parsed
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    length = max(0, end - start + 1)
+    headers["Content-Length"] = str(length)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers)
+    return StreamingResponse(_read_range(file_path, start, length), status_code=status, headers=headers)
+
+
 def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
     """(start, end) inclusive for one byte range; "unsatisfiable"; or None to ignore the header (RFC 9110)."""
     match = _RANGE.match(header.strip())
@@ -299,11 +307,11 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
             return "unsatisfiable"
         return max(0, size - suffix), size - 1
     start = int(first)
+    if start >= size:
+        return "unsatisfiable"
     end = int(last) if last else size - 1
     if end < start:
         return None
-    if start >= size:
-        return "unsatisfiable"
     return start, min(end, size - 1)
 
 
