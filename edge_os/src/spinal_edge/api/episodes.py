@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from spinal.device.models import EpisodeFile, EpisodeList, EpisodeSummary
 from spinal.recording import (
     METADATA_FILE,
     EpisodeMetadata,
@@ -36,31 +36,9 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 OFFERED = frozenset({EpisodeStatus.COMPLETE, EpisodeStatus.RECOVERED})
 
 
-class EpisodeFile(BaseModel):
-    name: str
-    size: int
-    sha256: str
-
-
-class EpisodeSummary(BaseModel):
-    id: str
-    status: str
-    task: str | None = None
-    frames: int = 0
-    duration_s: float = 0.0
-    size_bytes: int = 0
-    started_at: str | None = None
-    ended_at: str | None = None
-    offered: bool = False
-    files: list[EpisodeFile] = []
-    error: str | None = None
-
-
-class EpisodeList(BaseModel):
-    episodes: list[EpisodeSummary]
-
-
 class EpisodeDetail(EpisodeSummary):
+    """One episode with its full episode.json (the answer of `GET /api/episodes/{id}`)."""
+
     metadata: dict[str, Any] | None = None
 
 

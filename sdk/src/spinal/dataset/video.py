@@ -32,7 +32,8 @@ class VideoSettings:
     """How episode videos are encoded: codec (`h264`, `av1` or `auto`), quality and keyframe spacing.
 
     `gop=2` matches LeRobot: a keyframe every other frame keeps random access cheap for training.
-    `threads` is fixed (not derived from the CPU count) so identical input gives identical files.
+    `threads` is fixed (not derived from the CPU count) so identical input gives identical files; parallelism
+    comes from converting episodes in several processes and cameras on their own threads.
     """
 
     codec: str = "auto"
@@ -40,7 +41,7 @@ class VideoSettings:
     gop: int = 2
     preset: str | None = None
     pix_fmt: str = "yuv420p"
-    threads: int = 2
+    threads: int = 1
 
     def resolved(self) -> VideoSettings:
         """These settings with `auto` replaced by the best codec this PyAV build can encode."""
