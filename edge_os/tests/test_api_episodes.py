@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,7 @@ class RequestLog:
 
     def __init__(self, app) -> None:
         self.app = app
+        self.counters = app.state.counters
         self.requests: list[tuple[str, str | None]] = []
         self.cut_after: dict[str, int] = {}  # path suffix -> bytes to send before dropping the connection
 
@@ -67,7 +69,9 @@ def require_token(authorization: str | None = Header(default=None)) -> None:
 
 def make_app(root: Path) -> RequestLog:
     app = FastAPI()
-    app.include_router(episodes_router(root, require_token))
+    counters: Counter[str] = Counter()
+    app.include_router(episodes_router(root, require_token, counters=counters))
+    app.state.counters = counters
 
     @app.get("/api/status", dependencies=[Depends(require_token)])
     def status() -> dict:
@@ -158,6 +162,17 @@ def test_listing_offers_finished_episodes_with_checksums_and_hides_live_ones(dev
     assert detail["metadata"]["cameras"]["front"] == {"width": 192, "height": 144}
 
 
+def test_an_unreadable_episode_is_listed_with_its_error_and_not_offered(device):
+    broken = device["root"] / "ep-broken"
+    broken.mkdir()
+    (broken / "episode.json").write_text("{truncated")
+    listed = {e["id"]: e for e in httpx.get(f"{device['url']}/api/episodes", headers=AUTH).json()["episodes"]}
+    assert listed["ep-broken"]["status"] == "unreadable" and not listed["ep-broken"]["offered"]
+    assert "not valid JSON" in listed["ep-broken"]["error"]
+    response = httpx.get(f"{device['url']}/api/episodes/ep-broken/files/episode.json", headers=AUTH)
+    assert response.status_code == 409
+
+
 def test_requests_without_the_right_token_are_refused(device):
     url = device["url"]
     for method, path in (
@@ -225,6 +240,8 @@ def test_paths_cannot_leave_the_recordings_folder(device, tmp_path):
     for attempt in attempts:
         response = httpx.get(url + attempt, headers=AUTH)
         assert response.status_code == 404, (attempt, response.status_code)
+    # Those with an encoded '/' never match a route; the four that do are refused and counted.
+    assert device["log"].counters["rejected.not_found"] >= 4
 
 
 def test_checksums_are_hashed_once_and_survive_a_restart(device, monkeypatch):

@@ -13,6 +13,7 @@ import re
 import shutil
 import stat
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -106,18 +107,26 @@ def _hash_file(path: Path) -> str:
 
 
 class _Episodes:
-    """Looks episodes up under the recordings root without ever leaving it."""
+    """Looks episodes up under the recordings root without ever leaving it, and counts what it refuses."""
 
-    def __init__(self, root: Path, checksums: ChecksumCache) -> None:
+    def __init__(self, root: Path, checksums: ChecksumCache, counters: Counter[str]) -> None:
         self.root = Path(root)
         self.checksums = checksums
+        self.counters = counters
+
+    def refuse(self, status: int, why: str, detail: str) -> HTTPException:
+        self.counters[f"rejected.{why}"] += 1
+        return HTTPException(status, detail)
 
     def directory(self, episode_id: str) -> Path:
-        if not is_valid_episode_id(episode_id):
-            raise HTTPException(404, f"episode {episode_id!r} does not exist")
         path = self.root / episode_id
-        if path.is_symlink() or not path.is_dir() or not (path / METADATA_FILE).is_file():
-            raise HTTPException(404, f"episode {episode_id!r} does not exist")
+        if (
+            not is_valid_episode_id(episode_id)
+            or path.is_symlink()
+            or not path.is_dir()
+            or not (path / METADATA_FILE).is_file()
+        ):
+            raise self.refuse(404, "not_found", f"episode {episode_id!r} does not exist")
         return path
 
     def all_ids(self) -> list[str]:
@@ -174,10 +183,20 @@ def _dir_size(path: Path) -> int:
 
 
 def episodes_router(
-    recordings_root: Path, auth: Callable[..., Any], *, checksums: ChecksumCache | None = None
+    recordings_root: Path,
+    auth: Callable[..., Any],
+    *,
+    checksums: ChecksumCache | None = None,
+    counters: Counter[str] | None = None,
 ) -> APIRouter:
-    """The `/api/episodes` routes over `recordings_root`, every route guarded by the `auth` dependency."""
-    episodes = _Episodes(Path(recordings_root), checksums or ChecksumCache())
+    """The `/api/episodes` routes over `recordings_root`, every route guarded by the `auth` dependency.
+
+    `counters` (for the daemon's metrics) counts `files_served`, `bytes_served`, `deleted` and each
+    refusal as `rejected.<why>` (`not_found`, `not_offered`, `bad_range`, `recording`).
+    """
+    episodes = _Episodes(
+        Path(recordings_root), checksums or ChecksumCache(), counters if counters is not None else Counter()
+    )
     router = APIRouter(prefix="/api/episodes", tags=["episodes"], dependencies=[Depends(auth)])
 
     @router.get("", response_model=EpisodeList, summary="List recorded episodes")
@@ -214,9 +233,12 @@ def episodes_router(
         except RecordingError:
             status = None
         if status == EpisodeStatus.RECORDING:
-            raise HTTPException(409, f"episode {episode_id} is being recorded; stop it before deleting")
+            raise episodes.refuse(
+                409, "recording", f"episode {episode_id} is being recorded; stop it before deleting"
+            )
         shutil.rmtree(path)
         episodes.checksums.forget(path)
+        episodes.counters["deleted"] += 1
         return Response(status_code=204)
 
     return router
@@ -228,21 +250,20 @@ def _serve_file(episodes: _Episodes, episode_id: str, name: str, request: Reques
     try:
         meta = load_metadata(path)
     except RecordingError as exc:
-        raise HTTPException(409, f"episode {episode_id} cannot be served: {exc}") from None
+        raise episodes.refuse(409, "not_offered", f"episode {episode_id} cannot be served: {exc}") from None
     if meta.status not in OFFERED:
-        raise HTTPException(
+        raise episodes.refuse(
             409,
+            "not_offered",
             f"episode {episode_id} is {meta.status.value}; only complete or recovered episodes download",
         )
-    if name not in meta.file_names():
-        raise HTTPException(404, f"episode {episode_id} has no file {name!r}")
     file_path = path / name
     try:
-        st = file_path.lstat()
+        st = file_path.lstat() if name in meta.file_names() else None
     except FileNotFoundError:
-        raise HTTPException(404, f"episode {episode_id} has no file {name!r}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise HTTPException(404, f"episode {episode_id} has no file {name!r}")
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
+        raise episodes.refuse(404, "not_found", f"episode {episode_id} has no file {name!r}")
     digest = episodes.checksums.sha256(file_path, st)
     size = st.st_size
     headers = {
@@ -258,6 +279,7 @@ def _serve_file(episodes: _Episodes, episode_id: str, name: str, request: Reques
     if requested and (if_range is None or if_range.strip() == f'"{digest}"'):
         parsed = _parse_range(requested, size)
         if parsed == "unsatisfiable":
+            episodes.counters["rejected.bad_range"] += 1
             headers["Content-Range"] = f"bytes */{size}"
             return Response(status_code=416, headers=headers)
         if parsed is not None:
@@ -268,6 +290,8 @@ def _serve_file(episodes: _Episodes, episode_id: str, name: str, request: Reques
     headers["Content-Length"] = str(length)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
+    episodes.counters["files_served"] += 1
+    episodes.counters["bytes_served"] += length
     return StreamingResponse(_read_range(file_path, start, length), status_code=status, headers=headers)
 
 
