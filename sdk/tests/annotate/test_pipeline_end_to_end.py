@@ -255,7 +255,7 @@ def test_cli_shard_then_merge(dataset, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["annotate", "{missing}", "--backend", "stub"], "not a LeRobotDataset v3 folder"),
+        (["annotate", "{missing}", "--backend", "stub"], "is not a LeRobotDataset v3.0 folder"),
         (["annotate", "{ds}", "--backend", "manual"], "needs a label file"),
         (["annotate", "{ds}", "--backend", "stub", "--shard", "3/2"], "0 <= i < n"),
         (["annotate", "{ds}", "--backend", "stub", "--camera", "observation.images.side"], "not a camera"),

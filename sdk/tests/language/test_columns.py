@@ -27,8 +27,13 @@ TOP = "observation.images.front"
 
 @pytest.fixture
 def dataset(tmp_path):
-    legacy = {"subtask_index": pa.array(np.zeros(8, dtype=np.int64)), "tools": pa.array(["[]"] * 8)}
-    return build_dataset(tmp_path / "ds", episode_lengths=(4, 4), fps=10, extra_columns=legacy)
+    root = build_dataset(tmp_path / "ds", episode_lengths=(4, 4), fps=10)
+    # Columns an older writer left behind, which the language writer must drop.
+    table = pq.read_table(root / DATA)
+    table = table.append_column("subtask_index", pa.array(np.zeros(8, dtype=np.int64)))
+    table = table.append_column("tools", pa.array(["[]"] * 8))
+    pq.write_table(table, root / DATA)
+    return root
 
 
 def _rows():
