@@ -16,7 +16,14 @@ from spinal.dataset.stats import ImageStatsAccumulator, vector_stats
 from spinal.dataset.video import EpisodeVideoEncoder, VideoSegment, VideoSettings
 from spinal.dataset.writer import DatasetWriter, EpisodeInput
 
-JOINTS = ["shoulder_pan.pos", "shoulder_lift.pos", "elbow_flex.pos", "wrist_flex.pos", "wrist_roll.pos", "gripper.pos"]
+JOINTS = [
+    "shoulder_pan.pos",
+    "shoulder_lift.pos",
+    "elbow_flex.pos",
+    "wrist_flex.pos",
+    "wrist_roll.pos",
+    "gripper.pos",
+]
 
 
 def _frame(camera: int, i: int, n: int, height: int, width: int) -> np.ndarray:
@@ -46,7 +53,9 @@ def build_dataset(
     """Write a v3 dataset (H.264 video per camera) with `spinal.dataset`'s writer; returns `root`."""
     root = Path(root)
     names = {key.removeprefix(IMAGE_KEY_PREFIX): (width, height) for key in cameras}
-    writer = DatasetWriter(root, fps=fps, robot_type="so101_follower", features=so101_features(JOINTS, JOINTS, names))
+    writer = DatasetWriter(
+        root, fps=fps, robot_type="so101_follower", features=so101_features(JOINTS, JOINTS, names)
+    )
     settings = VideoSettings(codec="h264").resolved()
     with tempfile.TemporaryDirectory(prefix="spinal-synthetic-") as tmp:
         for e, n in enumerate(episode_lengths):
@@ -72,6 +81,8 @@ def build_dataset(
                 videos[key] = VideoSegment(path, 0.0, n)
                 stats[key] = image_stats.result()
             data = pa.table({"observation.state": _fixed(state), "action": _fixed(action)})
-            writer.add_episode(EpisodeInput(data=data, tasks=[tasks[e % len(tasks)]], videos=videos, stats=stats))
+            writer.add_episode(
+                EpisodeInput(data=data, tasks=[tasks[e % len(tasks)]], videos=videos, stats=stats)
+            )
         writer.finish()
     return root

@@ -70,7 +70,9 @@ class V3Dataset:
 
     def write_info(self, info: dict[str, Any]) -> None:
         """Replace meta/info.json atomically (LeRobot's indentation) and refresh the reader's copy."""
-        atomic_write_bytes(self.root / INFO_PATH, (json.dumps(info, indent=4, ensure_ascii=False) + "\n").encode())
+        atomic_write_bytes(
+            self.root / INFO_PATH, (json.dumps(info, indent=4, ensure_ascii=False) + "\n").encode()
+        )
         self._reader.info = info
 
     @property
