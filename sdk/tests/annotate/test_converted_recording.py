@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from spinal.annotate.fake_server import FakeVlmServer
 from spinal.cli import app
 from spinal.dataset import ConvertOptions, convert_recordings
@@ -15,6 +13,7 @@ from spinal.dataset.validate import validate_dataset
 from spinal.dataset.video import VideoSettings
 from spinal.language import iter_frame_language
 from spinal.recording.synthetic import record_synthetic_episode
+from typer.testing import CliRunner
 
 LABELS = """
 episodes:

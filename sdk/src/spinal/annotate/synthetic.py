@@ -15,15 +15,9 @@ from spinal.dataset.layout import IMAGE_KEY_PREFIX, so101_features
 from spinal.dataset.stats import ImageStatsAccumulator, vector_stats
 from spinal.dataset.video import EpisodeVideoEncoder, VideoSegment, VideoSettings
 from spinal.dataset.writer import DatasetWriter, EpisodeInput
+from spinal.recording.metadata import SO101_JOINT_NAMES, SO101_ROBOT_TYPE
 
-JOINTS = [
-    "shoulder_pan.pos",
-    "shoulder_lift.pos",
-    "elbow_flex.pos",
-    "wrist_flex.pos",
-    "wrist_roll.pos",
-    "gripper.pos",
-]
+JOINTS = list(SO101_JOINT_NAMES)
 
 
 def _frame(camera: int, i: int, n: int, height: int, width: int) -> np.ndarray:
@@ -54,7 +48,7 @@ def build_dataset(
     root = Path(root)
     names = {key.removeprefix(IMAGE_KEY_PREFIX): (width, height) for key in cameras}
     writer = DatasetWriter(
-        root, fps=fps, robot_type="so101_follower", features=so101_features(JOINTS, JOINTS, names)
+        root, fps=fps, robot_type=SO101_ROBOT_TYPE, features=so101_features(JOINTS, JOINTS, names)
     )
     settings = VideoSettings(codec="h264").resolved()
     with tempfile.TemporaryDirectory(prefix="spinal-synthetic-") as tmp:
