@@ -124,6 +124,8 @@ def test_model_revision_is_honoured(tmp_path: Path) -> None:
     PolicyRuntime.from_model_path(path, revision="main")  # "main" = whatever is at the path
     with pytest.raises(ModelLoadError, match="model.revision 'v3' was asked for"):
         PolicyRuntime.from_model_path(path, revision="v3")
+    with pytest.raises(ModelLoadError, match="records no revision"):
+        PolicyRuntime.from_model_path(build_tiny_policy(tmp_path / "unnamed"), revision="v2")
     fingerprint = PolicyRuntime.from_model_path(path).fingerprint
     PolicyRuntime.from_model_path(path, revision=fingerprint[:12])
     with pytest.raises(ModelLoadError, match="does not match"):

@@ -158,9 +158,9 @@ def check(
         runtime = PolicyRuntime.from_manifest(m)
     except ServerError as exc:
         _fail(str(exc))
-    typer.echo(f"service  {m.service_keys().prefix}")
+    typer.echo(f"{'service':16} {m.service_keys().prefix}")
     for key, value in runtime.describe().items():
-        typer.echo(f"{key:9}{value}")
+        typer.echo(f"{key:16} {value}")
 
 
 @app.command()
@@ -269,13 +269,20 @@ def _serve(manifest) -> None:
     except ServerError as exc:
         _fail(str(exc))
 
+    drainers: list[threading.Thread] = []
+
     def drain(signum: int, _frame: object) -> None:
         log.info("signal %s: draining", signal.Signals(signum).name)
-        threading.Thread(target=server.drain, name="spinal-drain", daemon=True).start()
+        # Not in the handler itself: draining joins threads, and the handler runs on the main thread.
+        thread = threading.Thread(target=server.drain, name="spinal-drain")
+        drainers.append(thread)
+        thread.start()
 
     signal.signal(signal.SIGTERM, drain)
     signal.signal(signal.SIGINT, drain)
     server.serve_forever()
+    for thread in drainers:  # leaving with a thread still unwinding aborts the interpreter at exit
+        thread.join(30)
     sys.stdout.flush()
 
 

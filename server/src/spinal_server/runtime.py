@@ -94,7 +94,8 @@ class PolicyRuntime:
         else:
             spec = load_sidecar(Path(sidecar) if sidecar else sidecar_path_for(path))
         fingerprint = model_fingerprint(path, spec)
-        _check_revision(revision, spec, fingerprint, path)
+        if fmt != "lerobot":  # lerobot resolves the revision itself (from_pretrained(revision=...))
+            _check_revision(revision, spec, fingerprint, path)
         preprocess = Preprocessor(spec, limits)
         backend = load_backend(
             path,
@@ -243,7 +244,12 @@ def _check_revision(revision: str | None, spec: PolicySpec, fingerprint: str, pa
                 f"model.revision {revision} does not match {path.name}, whose fingerprint is {fingerprint}"
             )
         return
-    if spec.revision is not None and spec.revision != revision:
+    if spec.revision is None:
+        raise ModelLoadError(
+            f"model.revision {revision!r} was asked for but {path.name}'s policy.json records no revision; "
+            f'add "revision": "{revision}" to it, or pin the model by fingerprint (model.revision: {fingerprint})'
+        )
+    if spec.revision != revision:
         raise ModelLoadError(
             f"model.revision {revision!r} was asked for but {path.name} is revision {spec.revision!r} "
             "(policy.json 'revision'); point model.path at that revision or fix model.revision"
