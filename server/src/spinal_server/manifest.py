@@ -99,6 +99,7 @@ class ZenohSpec(_Section):
     connect: list[str] = Field(default_factory=list)
     tls: TlsSpec = TlsSpec()
     lease_ms: int = Field(default=3000, ge=200, le=600_000)
+    drop_wait_us: int = Field(default=5000, ge=0, le=1_000_000)
     multicast_scouting: bool = False
     extra_config: dict[str, Any] | None = None
 

@@ -16,7 +16,20 @@ from spinal_server.manifest import ZenohSpec
 
 def zenoh_config_dict(spec: ZenohSpec) -> dict[str, Any]:
     """The config as a nested dict: our fields first, then `extra_config` merged key by key on top."""
-    transport: dict[str, Any] = {"link": {"tx": {"lease": spec.lease_ms}}}
+    transport: dict[str, Any] = {
+        "link": {
+            "tx": {
+                "lease": spec.lease_ms,
+                # Chunks go out express (one message per batch) at interactive-high priority; Zenoh's default
+                # queue of 2 batches drops most of a micro-batch's burst when many robots share one transport
+                # (a zenohd uplink). 16 is Zenoh's maximum; DROP still bounds the wait for a dead link.
+                "queue": {
+                    "size": {"interactive_high": 16, "data": 16},
+                    "congestion_control": {"drop": {"wait_before_drop": spec.drop_wait_us}},
+                },
+            }
+        }
+    }
     tls = {key: str(path) for key, path in spec.tls.files().items()}
     if spec.tls.enable_mtls:
         tls["enable_mtls"] = True
