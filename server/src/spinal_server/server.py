@@ -57,6 +57,7 @@ log = logging.getLogger("spinal_server.server")
 
 _HOUSEKEEPING_PERIOD_S = 0.2
 _LIVELINESS_CHECK_TIMEOUT_S = 0.5
+_CONTROL_QUEUE_SIZE = 1024
 
 
 class PolicyServer:
@@ -87,7 +88,8 @@ class PolicyServer:
         self._declared: list[Any] = []
         self._token: Any = None
         self._obs_subscriber: Any = None
-        self._control: queue.Queue[tuple[str, Any]] = queue.Queue()
+        # Bounded: a flood of queries is answered by the querier's own timeout, never by our memory.
+        self._control: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=_CONTROL_QUEUE_SIZE)
         self._open_lock = threading.Lock()
         self._draining = False
         self._stopped = threading.Event()
@@ -243,7 +245,8 @@ class PolicyServer:
                 self._send_event(session, "drain", "server is shutting down; reconnect to another replica")
             self._close_session(session, "drain")
         self._stopped.set()
-        self._control.put(("stop", None))
+        with contextlib.suppress(queue.Full):
+            self._control.put(("stop", None), timeout=1.0)
         for thread in self._threads:
             thread.join(timeout)
         for declared in self._declared:
@@ -319,7 +322,14 @@ class PolicyServer:
 
     def _query_depositor(self, kind: str):
         def deposit(query: zenoh.Query) -> None:
-            self._control.put((kind, query))
+            try:
+                self._control.put_nowait((kind, query))
+            except queue.Full:
+                self.metrics.dropped.labels(reason="control_overload").inc()
+                self._warn_once.warn(
+                    "control-overload", "control queries arrive faster than served; dropping"
+                )
+                query.drop()
 
         return deposit
 

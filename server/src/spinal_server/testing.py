@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import queue
 import signal
@@ -50,7 +51,7 @@ from spinal.protocol import (
 )
 
 from spinal_server.demo_policy import DEMO_MODEL_ID, build_demo_policy
-from spinal_server.manifest import Manifest, load_manifest
+from spinal_server.manifest import Manifest, deep_merge, load_manifest
 from spinal_server.server import PolicyServer
 from spinal_server.zenoh_config import OBSERVATION_QOS
 
@@ -124,7 +125,7 @@ def running_server(
         server = PolicyServer(manifest, **server_kwargs).start()
         try:
             yield RunningServer(
-                endpoint=manifest.zenoh.listen[0],
+                endpoint=(manifest.zenoh.listen or manifest.zenoh.connect)[0],
                 keys=server.keys,
                 manifest=manifest,
                 server=server,
@@ -241,15 +242,18 @@ class PolicyClient:
         declare_token: bool = True,
         connect_retries: int = 20,
         lease_ms: int = TEST_LEASE_MS,
+        extra_config: dict[str, Any] | None = None,
     ) -> None:
         self.keys = keys
         self.client_uuid = client_uuid or uuid.uuid4().hex[:12]
-        config = zenoh.Config.from_json5(
-            '{"mode": "client", "scouting": {"multicast": {"enabled": false}}, '
-            f'"connect": {{"endpoints": ["{endpoint}"], "timeout_ms": 5000}}, '
-            f'"transport": {{"link": {{"tx": {{"lease": {lease_ms}}}}}}}}}'
-        )
-        self._zenoh = _open_with_retries(config, connect_retries)
+        config = {
+            "mode": "client",
+            "scouting": {"multicast": {"enabled": False}},
+            "connect": {"endpoints": [endpoint], "timeout_ms": 5000},
+            "transport": {"link": {"tx": {"lease": lease_ms}}},
+        }
+        config = deep_merge(config, extra_config or {})
+        self._zenoh = _open_with_retries(zenoh.Config.from_json5(json.dumps(config)), connect_retries)
         self._inbox: queue.Queue[Received] = queue.Queue(maxsize=1024)
         self._seq = itertools.count(1)
         self.session: SessionAck | None = None
