@@ -250,7 +250,9 @@ class PolicyClient:
             "mode": "client",
             "scouting": {"multicast": {"enabled": False}},
             "connect": {"endpoints": [endpoint], "timeout_ms": 5000},
-            "transport": {"link": {"tx": {"lease": lease_ms}}},
+            # A big observation is many fragments; Zenoh's default queue of 2 batches drops them when the
+            # machine is busy. 16 (the maximum) lets a frame through; DROP still protects the control loop.
+            "transport": {"link": {"tx": {"lease": lease_ms, "queue": {"size": {"data": 16}}}}},
         }
         config = deep_merge(config, extra_config or {})
         self._zenoh = _open_with_retries(zenoh.Config.from_json5(json.dumps(config)), connect_retries)
@@ -414,10 +416,12 @@ def observation(
     value: int = 128,
     **fields: Any,
 ) -> Observation:
-    """An observation with a flat-colour frame per camera (native size `(h, w)`), sent as raw pixels."""
+    """An observation with a flat-colour frame per camera (native size `(h, w)`), JPEG-encoded on send
+    (`jpeg_quality=0` in `fields` sends raw pixels instead)."""
     cams = {"front": (480, 640)} if cameras is None else cameras
     images = {name: np.full((h, w, 3), value, np.uint8) for name, (h, w) in cams.items()}
-    return Observation(state=np.asarray(state, np.float32), images=images, jpeg_quality=0, **fields)
+    fields.setdefault("jpeg_quality", 90)
+    return Observation(state=np.asarray(state, np.float32), images=images, **fields)
 
 
 def environment_without_proxy() -> dict[str, str]:

@@ -225,6 +225,13 @@ class InferenceWorker:
             client_mono_ns=header.client_mono_ns,
             session_epoch=header.session_epoch,
         )
+        # Count before publishing: whoever holds the chunk can already read consistent metrics.
+        self.metrics.requests.inc()
+        self.metrics.queue_wait.observe(queue_wait_ms)
+        self.metrics.inference.observe(inference_ms)
+        session.stats.requests += 1
+        session.stats.last_queue_wait_ms = queue_wait_ms
+        session.stats.last_inference_ms = inference_ms
         outcome = "ok"
         if session.closed:
             self.metrics.dropped.labels(reason="closed").inc()
@@ -235,13 +242,7 @@ class InferenceWorker:
             except Exception as exc:  # a publisher undeclared under us by a concurrent close
                 self.metrics.dropped.labels(reason="closed").inc()
                 outcome = f"dropped: {exc}"
-        self.metrics.requests.inc()
-        self.metrics.queue_wait.observe(queue_wait_ms)
-        self.metrics.inference.observe(inference_ms)
-        session.stats.requests += 1
-        session.stats.last_queue_wait_ms = queue_wait_ms
-        session.stats.last_inference_ms = inference_ms
-        delay = min(job.obs.inference_delay_steps, self.runtime.spec.chunk_size) if session.rtc_enabled else 0  # type: ignore[union-attr]
+        delay = self._executed_from(job)
         self._audit(
             job,
             queue_wait_ms,
@@ -271,6 +272,13 @@ class InferenceWorker:
                     },
                 )
             )
+
+    def _executed_from(self, job: _Job) -> int:
+        """The first chunk step the client will execute: the RTC delay the model actually applied."""
+        name = self.runtime.spec.names.inference_delay
+        if job.prepared is None or not name or name not in job.prepared.arrays:
+            return 0
+        return int(job.prepared.arrays[name])
 
     def _fail(self, job: _Job, kind: str, message: str) -> None:
         session, header = job.session, job.item.header
