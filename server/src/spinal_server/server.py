@@ -50,7 +50,7 @@ from spinal_server.runtime import PolicyRuntime
 from spinal_server.scheduler import RoundRobinScheduler, Scheduler, make_scheduler
 from spinal_server.session import MailboxItem, Session, SessionRegistry
 from spinal_server.validation import ServiceCapabilities, resolve_serving_mode, validate_session_open
-from spinal_server.worker import InferenceWorker
+from spinal_server.worker import InferenceWorker, echo_header
 from spinal_server.zenoh_config import ACTION_QOS, build_zenoh_config
 
 log = logging.getLogger("spinal_server.server")
@@ -278,17 +278,7 @@ class PolicyServer:
         caps = self.capabilities
         assert caps is not None, "status before start()"
         return Status(
-            model_repo=caps.model_repo,
-            model_revision=caps.model_revision,
-            policy_type=caps.policy_type,
-            action_names=caps.action_names,
-            expected_cameras=caps.expected_cameras,
-            state_dim=caps.state_dim,
-            chunk_size=caps.chunk_size,
-            trained_fps=caps.trained_fps,
-            supports_rtc=caps.supports_rtc,
-            rtc_execution_horizon=caps.rtc_execution_horizon,
-            serving_mode=caps.serving_mode,
+            **caps.advertised(),
             warmed_up=self.warmed_up,
             schema_version=SCHEMA_VERSION,
             min_schema_version=MIN_SUPPORTED_SCHEMA_VERSION,
@@ -298,7 +288,6 @@ class PolicyServer:
             server_load=self.load(),
             default_task=caps.default_task,
             pin_task=caps.pin_task,
-            model_fingerprint=caps.model_fingerprint,
             batchable=caps.batchable,
             draining=self._draining,
             camera_shapes=caps.camera_shapes,
@@ -527,25 +516,14 @@ class PolicyServer:
             f"; warnings: {'; '.join(decision.warnings)}" if decision.warnings else "",
         )
         return SessionAck(
+            **caps.advertised(),
             accepted=True,
             warnings=decision.warnings,
             session_id=session.session_id,
-            model_repo=caps.model_repo,
-            model_revision=caps.model_revision,
-            policy_type=caps.policy_type,
-            action_names=caps.action_names,
-            expected_cameras=caps.expected_cameras,
-            state_dim=caps.state_dim,
-            chunk_size=caps.chunk_size,
-            trained_fps=caps.trained_fps,
-            supports_rtc=caps.supports_rtc,
-            rtc_execution_horizon=caps.rtc_execution_horizon,
-            serving_mode=caps.serving_mode,
             warmed_up=self.warmed_up,
             schema_version=SCHEMA_VERSION,
             server_load=self.load(),
             rtc_downgraded=decision.rtc_downgraded,
-            model_fingerprint=caps.model_fingerprint,
         )
 
     def close_session(self, msg: SessionClose) -> ResetAck:
@@ -589,13 +567,7 @@ class PolicyServer:
 
     def _send_error(self, session: Session, header: MsgHeader, message: str) -> None:
         event = Event(kind="error", detail=message[:1000], session_id=session.session_id)
-        reply = MsgHeader(
-            msg_type=MsgType.EVENT,
-            seq_id=header.seq_id,
-            episode_id=header.episode_id,
-            client_mono_ns=header.client_mono_ns,
-            session_epoch=header.session_epoch,
-        )
+        reply = echo_header(header, MsgType.EVENT)
         session.publish(encode_message(event), reply.pack())
 
     def _send_event(self, session: Session, kind: str, detail: str) -> None:

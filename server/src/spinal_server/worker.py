@@ -36,6 +36,17 @@ from spinal_server.session import MailboxItem, Session, SessionRegistry
 log = logging.getLogger("spinal_server.worker")
 
 
+def echo_header(request: MsgHeader, msg_type: MsgType) -> MsgHeader:
+    """The header of an answer: the request's seq, episode, client clock and epoch, echoed untouched."""
+    return MsgHeader(
+        msg_type=msg_type,
+        seq_id=request.seq_id,
+        episode_id=request.episode_id,
+        client_mono_ns=request.client_mono_ns,
+        session_epoch=request.session_epoch,
+    )
+
+
 @dataclass
 class _Job:
     """One taken observation on its way through the worker."""
@@ -218,13 +229,7 @@ class InferenceWorker:
             server_load=self.load(),
             session_id=session.session_id,
         )
-        reply_header = MsgHeader(
-            msg_type=MsgType.CHUNK,
-            seq_id=header.seq_id,
-            episode_id=header.episode_id,
-            client_mono_ns=header.client_mono_ns,
-            session_epoch=header.session_epoch,
-        )
+        reply_header = echo_header(header, MsgType.CHUNK)
         # Count before publishing: whoever holds the chunk can already read consistent metrics.
         self.metrics.requests.inc()
         self.metrics.queue_wait.observe(queue_wait_ms)
