@@ -238,17 +238,13 @@ class PolicyServer:
         self._obs_subscriber = None
         if self.worker is not None and self.worker.alive and not self.worker.stop(timeout):
             log.warning("inference worker did not finish within %.1f s", timeout)
-        for session in self.registry.snapshot():
-            if session.mailbox.take() is not None:
-                self.metrics.dropped.labels(reason="drain").inc()
-            if drain_events:
-                self._send_event(session, "drain", "server is shutting down; reconnect to another replica")
-            self._close_session(session, "drain")
+        self._close_all(drain_events)
         self._stopped.set()
         with contextlib.suppress(queue.Full):
             self._control.put(("stop", None), timeout=1.0)
         for thread in self._threads:
             thread.join(timeout)
+        self._close_all(drain_events)  # a session opened while the control thread was finishing a query
         for declared in self._declared:
             _undeclare(declared)
         self._declared.clear()
@@ -263,6 +259,14 @@ class PolicyServer:
             self.health = None
         log.info("stopped")
         self._finished.set()
+
+    def _close_all(self, drain_events: bool) -> None:
+        for session in self.registry.snapshot():
+            if session.mailbox.take() is not None:
+                self.metrics.dropped.labels(reason="drain").inc()
+            if drain_events:
+                self._send_event(session, "drain", "server is shutting down; reconnect to another replica")
+            self._close_session(session, "drain")
 
     # ---- status ----------------------------------------------------------------------------------------
 
