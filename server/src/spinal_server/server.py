@@ -22,8 +22,6 @@ from spinal.protocol import (
     SCHEMA_VERSION,
     DecodeLimits,
     Event,
-    HeaderError,
-    KeyExpressionError,
     MsgHeader,
     MsgType,
     ProtocolError,
@@ -43,12 +41,13 @@ from spinal.protocol import (
 from spinal_server.capture import CaptureRing
 from spinal_server.errors import ServerError
 from spinal_server.health import HealthServer
+from spinal_server.ingest import Ingest
 from spinal_server.logsupport import OnceLog
 from spinal_server.manifest import Manifest
 from spinal_server.metrics import ServerMetrics
 from spinal_server.runtime import PolicyRuntime
 from spinal_server.scheduler import RoundRobinScheduler, Scheduler, make_scheduler
-from spinal_server.session import MailboxItem, Session, SessionRegistry
+from spinal_server.session import Session, SessionRegistry
 from spinal_server.validation import ServiceCapabilities, resolve_serving_mode, validate_session_open
 from spinal_server.worker import InferenceWorker, echo_header
 from spinal_server.zenoh_config import ACTION_QOS, build_zenoh_config
@@ -97,6 +96,14 @@ class PolicyServer:
         self._threads: list[threading.Thread] = []
         self._started_mono = 0.0
         self._warn_once = OnceLog(log)
+        self._ingest = Ingest(
+            keys=self.keys,
+            registry=self.registry,
+            metrics=self.metrics,
+            control=self._control,
+            draining=lambda: self._draining,
+            wake=self._wake_worker,
+        )
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
@@ -193,13 +200,13 @@ class PolicyServer:
                 f"Zenoh could not start in {self.manifest.zenoh.mode} mode on "
                 f"{self.manifest.zenoh.listen or self.manifest.zenoh.connect}: {exc} (is the port in use?)"
             ) from None
-        z, k = self._zenoh, self.keys
+        z, k, ingest = self._zenoh, self.keys, self._ingest
         for key, kind in ((k.status, "status"), (k.session, "session"), (k.all_reset, "reset")):
-            self._declared.append(z.declare_queryable(key, self._query_depositor(kind)))
-        self._obs_subscriber = z.declare_subscriber(k.all_obs, self._on_observation)
-        self._declared.append(z.declare_subscriber(k.all_telemetry, self._on_telemetry))
+            self._declared.append(z.declare_queryable(key, ingest.query_depositor(kind)))
+        self._obs_subscriber = z.declare_subscriber(k.all_obs, ingest.on_observation)
+        self._declared.append(z.declare_subscriber(k.all_telemetry, ingest.on_telemetry))
         self._declared.append(
-            z.liveliness().declare_subscriber(k.all_alive, self._on_liveliness, history=True)
+            z.liveliness().declare_subscriber(k.all_alive, ingest.on_liveliness, history=True)
         )
         self._token = z.liveliness().declare_token(k.server_alive)
 
@@ -311,121 +318,9 @@ class PolicyServer:
         }
         return status == "ok", detail
 
-    # ---- Zenoh callbacks: deposit only ------------------------------------------------------------------
-
-    def _query_depositor(self, kind: str):
-        def deposit(query: zenoh.Query) -> None:
-            try:
-                self._control.put_nowait((kind, query))
-            except queue.Full:
-                self.metrics.dropped.labels(reason="control_overload").inc()
-                self._warn_once.warn(
-                    "control-overload", "control queries arrive faster than served; dropping"
-                )
-                query.drop()
-
-        return deposit
-
-    def _client_of(self, key: Any, channel: str) -> str | None:
-        try:
-            return self.keys.client_uuid_from_key(str(key))
-        except KeyExpressionError:
-            self.metrics.dropped.labels(reason="bad_header").inc()
-            self._warn_once.warn(
-                ("key", channel, str(key)[:80]), "ignoring %s on unexpected key %s", channel, key
-            )
-            return None
-
-    def _on_observation(self, sample: zenoh.Sample) -> None:
-        client = self._client_of(sample.key_expr, "observation")
-        if client is None:
-            return
-        session = self.registry.get(client)
-        if session is None or session.closed:
-            self.metrics.dropped.labels(reason="unknown_client").inc()
-            self._warn_once.warn(
-                ("unknown", client),
-                "observation from unknown client %r dropped (no open session); counted from now on",
-                client,
-            )
-            return
-        attachment = sample.attachment
-        try:
-            header = MsgHeader.unpack(attachment.to_bytes() if attachment is not None else None)
-        except HeaderError as exc:
-            self.metrics.dropped.labels(reason="bad_header").inc()
-            self._warn_once.warn(("header", client), "observation from %r dropped: %s", client, exc)
-            return
-        if not MIN_SUPPORTED_SCHEMA_VERSION <= header.schema_version <= MAX_SUPPORTED_SCHEMA_VERSION:
-            self.metrics.dropped.labels(reason="schema_version").inc()
-            self._warn_once.warn(
-                ("schema", client, header.schema_version),
-                "observations from %r use schema_version %d, outside %d..%d; dropped and counted",
-                client,
-                header.schema_version,
-                MIN_SUPPORTED_SCHEMA_VERSION,
-                MAX_SUPPORTED_SCHEMA_VERSION,
-            )
-            return
-        if header.msg_type != MsgType.OBS:
-            self.metrics.dropped.labels(reason="msg_type").inc()
-            self._warn_once.warn(
-                ("type", client), "message type %d on %r's obs key dropped", header.msg_type, client
-            )
-            return
-        if self._draining:
-            self.metrics.dropped.labels(reason="drain").inc()
-            return
-        now = time.monotonic()
-        if session.mailbox.deposit(MailboxItem(header, sample.payload.to_bytes(), now)):
-            self.metrics.superseded.inc()
-        session.touch(now)
+    def _wake_worker(self) -> None:
         if self.worker is not None:
             self.worker.wake.set()
-
-    def _on_telemetry(self, sample: zenoh.Sample) -> None:
-        client = self._client_of(sample.key_expr, "telemetry")
-        if client is None:
-            return
-        session = self.registry.get(client)
-        if session is None:
-            self.metrics.dropped.labels(reason="unknown_client").inc()
-            self._warn_once.warn(
-                ("unknown-telemetry", client), "telemetry from unknown client %r ignored", client
-            )
-            return
-        attachment = sample.attachment
-        if attachment is not None:
-            try:
-                header = MsgHeader.unpack(attachment.to_bytes())
-            except HeaderError:
-                header = None
-            if (
-                header is None
-                or not MIN_SUPPORTED_SCHEMA_VERSION <= header.schema_version <= MAX_SUPPORTED_SCHEMA_VERSION
-            ):
-                self.metrics.dropped.labels(reason="schema_version" if header else "bad_header").inc()
-                self._warn_once.warn(
-                    ("telemetry-header", client), "telemetry from %r has a foreign header", client
-                )
-                return
-        session.touch()  # the heartbeat: a paused client keeps its session
-        session.extras["telemetry"] = sample.payload.to_bytes()
-        self.metrics.heartbeats.inc()
-
-    def _on_liveliness(self, sample: zenoh.Sample) -> None:
-        try:
-            client = self.keys.client_uuid_from_key(str(sample.key_expr))
-        except KeyExpressionError:
-            return
-        session = self.registry.get(client)
-        if session is None:
-            return
-        if sample.kind == zenoh.SampleKind.DELETE:
-            session.token_dropped_mono = time.monotonic()
-        else:
-            session.token_dropped_mono = None
-            session.touch()
 
     # ---- control thread ---------------------------------------------------------------------------------
 
@@ -449,7 +344,7 @@ class PolicyServer:
         elif kind == "session":
             query.reply(query.key_expr, encode_message(self._session_query(body)))
         elif kind == "reset":
-            client = self._client_of(query.key_expr, "reset")
+            client = self._ingest.client_of(query.key_expr, "reset")
             reply = (
                 ResetAck(ok=False, error="reset key has no client chunk")
                 if client is None
