@@ -38,6 +38,7 @@ from spinal.protocol import (
     peek_op,
 )
 
+from spinal_server.audit import AuditTrail
 from spinal_server.capture import CaptureRing
 from spinal_server.errors import ServerError
 from spinal_server.health import HealthServer
@@ -82,6 +83,7 @@ class PolicyServer:
         self.warmed_up = False
         self.health: HealthServer | None = None
         self.capture: CaptureRing | None = None
+        self.audit: AuditTrail | None = None
         self.worker: InferenceWorker | None = None
         self._zenoh: Any = None
         self._declared: list[Any] = []
@@ -153,6 +155,7 @@ class PolicyServer:
             self.capture = CaptureRing(
                 m.debug.capture_dir, m.debug.capture_max, on_drop=self.metrics.capture_dropped.inc
             )
+        self.audit = AuditTrail()
         self.worker = InferenceWorker(
             runtime=runtime,
             registry=self.registry,
@@ -165,6 +168,7 @@ class PolicyServer:
             pin_task=m.pin_task,
             exclusive=self.serving_mode == "exclusive",
             capture=self.capture,
+            audit=self.audit,
         )
         try:
             self._open_zenoh()
@@ -257,6 +261,8 @@ class PolicyServer:
         self._declared.clear()
         if self.capture is not None:
             self.capture.close()
+        if self.audit is not None:
+            self.audit.close()
         if self._zenoh is not None:
             with contextlib.suppress(zenoh.ZError):
                 self._zenoh.close()

@@ -24,7 +24,7 @@ from spinal.protocol import (
     encode_action_chunk,
 )
 
-from spinal_server.audit import AuditRecord, write_audit
+from spinal_server.audit import AuditRecord, AuditTrail
 from spinal_server.capture import CaptureRecord, CaptureRing
 from spinal_server.errors import InferenceError, ObservationError
 from spinal_server.metrics import ServerMetrics
@@ -77,6 +77,7 @@ class InferenceWorker:
         pin_task: bool,
         exclusive: bool,
         capture: CaptureRing | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.runtime = runtime
         self.registry = registry
@@ -89,6 +90,7 @@ class InferenceWorker:
         self.pin_task = pin_task
         self.exclusive = exclusive
         self.capture = capture
+        self.audit = audit
         self.wake = threading.Event()
         self.model_lock = threading.Lock()  # serializes forwards against resets from the control thread
         self._stopping = threading.Event()
@@ -309,8 +311,10 @@ class InferenceWorker:
         batch: int,
         outcome: str,
     ) -> None:
+        if self.audit is None:
+            return
         header = job.item.header
-        write_audit(
+        self.audit.write(
             AuditRecord(
                 session_id=job.session.session_id,
                 client_uuid=job.session.client_uuid,
