@@ -194,7 +194,7 @@ def _forward_times(model: Path) -> dict[int, float]:
 
 
 def run(quick: bool = False) -> list[Table]:
-    warmup_s, measure_s, rounds = (0.3, 1.0, 1) if quick else (0.3, 1.2, 4)
+    warmup_s, measure_s, rounds = (0.3, 1.0, 1) if quick else (0.3, 1.0, 6)
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp, contextlib.ExitStack() as stack:
         model = build_mlp_policy(Path(tmp), hidden=HIDDEN, layers=LAYERS)
         forward = _forward_times(model)
