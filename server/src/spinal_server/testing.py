@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
 import queue
 import signal
 import socket
@@ -65,7 +64,7 @@ def free_tcp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_manifest(
+def make_test_manifest(
     model_path: Path,
     *,
     port: int | None = None,
@@ -119,7 +118,7 @@ def running_server(
         if model_path is None:
             model_path = build_demo_policy(Path(tmp) / "model")
             model_id = model_id or DEMO_MODEL_ID
-        manifest = test_manifest(
+        manifest = make_test_manifest(
             model_path, model_id=model_id or "test-policy", health=health, overrides=overrides
         )
         server = PolicyServer(manifest, **server_kwargs).start()
@@ -156,7 +155,7 @@ def server_subprocess(
             model_path = build_demo_policy(work / "model")
             model_id = model_id or DEMO_MODEL_ID
         health_port = free_tcp_port() if health else None
-        manifest = test_manifest(
+        manifest = make_test_manifest(
             model_path,
             model_id=model_id or "test-policy",
             overrides=[*overrides, f"health.port={'null' if health_port is None else health_port}"],
@@ -422,8 +421,3 @@ def observation(
     images = {name: np.full((h, w, 3), value, np.uint8) for name, (h, w) in cams.items()}
     fields.setdefault("jpeg_quality", 90)
     return Observation(state=np.asarray(state, np.float32), images=images, **fields)
-
-
-def environment_without_proxy() -> dict[str, str]:
-    """The current environment minus HTTP proxies, so a local health check never leaves the machine."""
-    return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
