@@ -297,6 +297,7 @@ def test_drain_finishes_the_in_flight_request_then_tells_the_client(tiny_model: 
     runtime.backend = gate
     with running_server(tiny_model, runtime=runtime) as rs, rs.client("busy") as client:
         client.open_session()
+        assert client.server_alive()
         gate.release.clear()
         gate.entered.clear()
         seq = client.send(observation(np.full(6, 3.0), cameras=SMALL))
@@ -305,6 +306,7 @@ def test_drain_finishes_the_in_flight_request_then_tells_the_client(tiny_model: 
         drained.start()
         wait_until(lambda: rs.server.draining, what="draining flag")
         assert client.status().draining  # the control plane still answers, and says so
+        assert not client.server_alive()  # the liveliness token went first
         assert drained.is_alive()  # waiting for the forward in flight
         gate.release.set()
         drained.join(20)

@@ -300,6 +300,11 @@ class PolicyClient:
         msg = Reset(client_uuid=self.client_uuid, episode_id=self.episode_id)
         return decode_reset_ack(self._query(self.keys.reset(self.client_uuid), encode_message(msg), timeout))
 
+    def server_alive(self, timeout: float = 1.0) -> bool:
+        """Whether the server's liveliness token is declared (it goes first when the server drains)."""
+        replies = self._zenoh.liveliness().get(self.keys.server_alive, timeout=timeout)
+        return any(reply.ok is not None for reply in replies)
+
     def _query(self, key: str, payload: bytes, timeout: float) -> bytes:
         replies = self._zenoh.get(key, payload=payload, timeout=timeout)
         for reply in replies:
