@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from spinal_hil.firmware_process import find_micropython
 
 MP_DIR = Path(__file__).parent / "mp"

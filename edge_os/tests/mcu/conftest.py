@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from spinal_edge.mcu.framing import FrameDecoder, encode_frame
 from spinal_edge.mcu.messages import MsgType, StateFlag
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from spinal_edge.mcu import ArmCalibration, CalibrationError, JointCalibration, NormMode
 
 LEROBOT_FILE = {

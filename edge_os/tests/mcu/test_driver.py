@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from spinal_edge.mcu import (
     ErrorCode,
     JointLimits,
@@ -114,9 +113,11 @@ def test_protocol_version_mismatch_asks_for_matching_firmware(fake_mcu, link: Mc
 
 
 def test_missing_port_is_named_in_the_timeout(tmp_path: Path) -> None:
-    with McuLink(str(tmp_path / "ttyACM9"), CONFIG, reconnect_interval_s=0.05) as link:
-        with pytest.raises(McuTimeout, match="cannot open .*ttyACM9"):
-            link.wait_ready(0.5)
+    with (
+        McuLink(str(tmp_path / "ttyACM9"), CONFIG, reconnect_interval_s=0.05) as link,
+        pytest.raises(McuTimeout, match="cannot open .*ttyACM9"),
+    ):
+        link.wait_ready(0.5)
 
 
 def test_commands_while_disconnected_fail_fast_and_estop_is_reasserted_on_connect(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from spinal_edge.mcu import framing
 
 payloads = st.binary(max_size=framing.MAX_PAYLOAD)

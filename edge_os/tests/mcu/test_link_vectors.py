@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from spinal_edge.mcu import framing
 from spinal_edge.mcu import messages as m
 
