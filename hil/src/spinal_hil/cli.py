@@ -86,13 +86,14 @@ def rig(
     port: str | None = typer.Option(None, help="Check a real Pico on this port instead of simulating one."),
     rate: int = typer.Option(200, help="Servo loop rate of the simulated firmware, Hz."),
     seconds: float = typer.Option(0.0, help="With --port: also stream state for this many seconds."),
+    timeout: float = typer.Option(5.0, help="With --port: how long to wait for the handshake, seconds."),
 ) -> None:
     """Simulated: start firmware + servo buses, print the host port on the first line, run until interrupted.
 
     With --port: handshake with the real firmware on that port and report what it found (a smoke check).
     """
     if port is not None:
-        raise typer.Exit(_check_hardware(port, leader, seconds))
+        raise typer.Exit(_check_hardware(port, leader, seconds, timeout))
     from spinal_hil.rig import SimulatedRig
 
     with SimulatedRig(leader=leader, rate_hz=rate) as sim:
@@ -106,14 +107,14 @@ def rig(
         _wait_for_signal()
 
 
-def _check_hardware(port: str, leader: bool, seconds: float) -> int:
+def _check_hardware(port: str, leader: bool, seconds: float, timeout: float) -> int:
     from spinal_edge.mcu import ArmCalibration, McuLink, McuLinkError
 
     cal = ArmCalibration.so101_default()
     config = cal.link_config(leader=cal if leader else None)
     try:
         with McuLink(port, config) as link:
-            hs = link.wait_ready(5)
+            hs = link.wait_ready(timeout)
             typer.echo(
                 f"{hs.board}: firmware {'.'.join(map(str, hs.firmware_version))}, protocol {hs.protocol_version}, "
                 f"loop {hs.rate_hz} Hz, servos found {[list(b) for b in hs.buses]}"
