@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import serial
-
 from spinal_hil import sts3215 as reg
 
 
@@ -52,7 +51,10 @@ def test_bus_prints_its_pty_and_answers_like_servos_until_interrupted() -> None:
 
 def test_bus_rejects_bad_ids_with_a_clear_message() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "spinal_hil", "bus", "--ids", "1,x"], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "spinal_hil", "bus", "--ids", "1,x"],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode != 0
     assert "comma-separated list of servo ids" in result.stderr

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import serial
-
 from spinal_hil.pty_link import EstopLine, LinkRelay
 
 

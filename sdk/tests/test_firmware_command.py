@@ -6,11 +6,10 @@ import binascii
 import subprocess
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from spinal.cli import app
 from spinal.firmware import EXIT_TO_REPL_FRAME, build_firmware, find_source
 from spinal.firmware.build import find_tool
+from typer.testing import CliRunner
 
 runner = CliRunner()
 
@@ -50,8 +49,9 @@ def test_x64_build_runs_in_the_unix_port(tmp_path: Path) -> None:
 def test_flash_dry_run_prints_the_mpremote_plan_and_boots_the_tree() -> None:
     result = runner.invoke(app, ["firmware", "flash", "--port", "/dev/ttyACM0", "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert "connect /dev/ttyACM0 fs cp -r lib : + fs cp main.py :main.py + fs cp board.py :board.py + reset" in (
-        result.output
+    assert (
+        "connect /dev/ttyACM0 fs cp -r lib : + fs cp main.py :main.py + fs cp board.py :board.py + reset"
+        in (result.output)
     )
     assert "nothing sent to /dev/ttyACM0" in result.output
     assert "unix port boot check: spinal firmware" in result.output and "selftest ok" in result.output

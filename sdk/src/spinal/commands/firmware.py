@@ -48,7 +48,9 @@ def flash(
     source: Path | None = typer.Option(None, help="The firmware/ directory (default: this checkout's)."),
     arch: str = typer.Option("armv6m", help="armv6m for a Pico (RP2040), armv7emsp for a Pico 2 (RP2350)."),
     keep_board: bool = typer.Option(False, help="Leave the board.py already on the device (your pin-out)."),
-    dry_run: bool = typer.Option(False, help="Print the plan and boot the same tree in the unix port instead."),
+    dry_run: bool = typer.Option(
+        False, help="Print the plan and boot the same tree in the unix port instead."
+    ),
 ) -> None:
     """Build, then copy main.py, board.py and lib/ to the Pico and reset it."""
     from spinal.firmware import (
@@ -75,7 +77,9 @@ def flash(
                 local = build_firmware(src, Path(tmp) / "x64", "x64")
                 root = Path(tmp) / "device"
                 stage_device_tree(local, root, keep_board=keep_board)
-                typer.echo(f"dry run: nothing sent to {port}; unix port boot check: {boot_check_on_unix_port(root)}")
+                typer.echo(
+                    f"dry run: nothing sent to {port}; unix port boot check: {boot_check_on_unix_port(root)}"
+                )
                 return
             request_repl(port)
             run_plan(plan, result)

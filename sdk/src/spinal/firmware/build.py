@@ -56,7 +56,9 @@ def find_source(source: Path | None = None) -> Path:
         if candidate is not None and (candidate / "main.py").is_file() and (candidate / "lib").is_dir():
             return candidate
     where = str(source) if source is not None else "this checkout"
-    raise FirmwareToolError(f"no firmware sources (main.py and lib/) in {where}: pass --source path/to/firmware")
+    raise FirmwareToolError(
+        f"no firmware sources (main.py and lib/) in {where}: pass --source path/to/firmware"
+    )
 
 
 def build_firmware(source: Path, out_dir: Path, arch: str = "armv6m") -> BuildResult:

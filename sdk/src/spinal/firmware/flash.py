@@ -56,7 +56,9 @@ def boot_check_on_unix_port(device_root: Path) -> str:
         stdin=subprocess.DEVNULL,
     )
     if result.returncode != 0 or "selftest ok" not in result.stdout:
-        raise FirmwareToolError(f"the built firmware did not boot under the unix port:\n{result.stdout}{result.stderr}")
+        raise FirmwareToolError(
+            f"the built firmware did not boot under the unix port:\n{result.stdout}{result.stderr}"
+        )
     return result.stdout.strip()
 
 
@@ -70,10 +72,14 @@ def request_repl(port: str) -> None:
             link.flush()
             link.read(64)  # the ACK, if a firmware was listening
     except serial.SerialException as exc:
-        raise FirmwareToolError(f"cannot open {port}: {exc}; plug the Pico in or pass the right --port") from exc
+        raise FirmwareToolError(
+            f"cannot open {port}: {exc}; plug the Pico in or pass the right --port"
+        ) from exc
 
 
 def run_plan(argv: list[str], build: BuildResult) -> None:
     result = subprocess.run(argv, cwd=build.out_dir, capture_output=True, text=True, timeout=300, check=False)
     if result.returncode != 0:
-        raise FirmwareToolError(f"mpremote failed ({result.returncode}): {(result.stderr or result.stdout).strip()}")
+        raise FirmwareToolError(
+            f"mpremote failed ({result.returncode}): {(result.stderr or result.stdout).strip()}"
+        )
