@@ -263,3 +263,14 @@ def test_unplugged_link_holds_the_arm_and_reconnects(make_cell) -> None:
     target = [h + 120 for h in cell.home]
     cell.drive(lambda t: target, seconds=0.5)
     assert settled(cell, target, tolerance=3)
+
+
+def test_leader_arm_on_the_follower_bus_is_streamed(make_cell) -> None:
+    needs_simulation()
+    cell = make_cell(leader=True, leader_on_follower_bus=True, leader_ids=(11, 12, 13, 14, 15, 16))
+    rig: SimulatedRig = cell.rig
+    assert cell.link.handshake.buses == ((1, 2, 3, 4, 5, 6, 11, 12),)  # the boot scan covers ids 1..12
+    rig.drive_leader(lambda t: [2500 + 10 * i for i in range(6)])
+    cell.link.wait_for_state(lambda s: bool(s.flags & StateFlag.LEADER), 3)
+    assert wait_until(lambda: cell.link.latest_leader.positions == tuple(2500 + 10 * i for i in range(6)), 3)
+    assert not any(rig.follower.torques()[sid] for sid in rig.leader_ids)

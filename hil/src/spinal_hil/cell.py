@@ -6,6 +6,7 @@ control loop would; `recorder()` samples commanded, reported and true positions 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,15 +34,24 @@ class Cell:
         *,
         calibration: ArmCalibration | None = None,
         leader: bool = False,
+        leader_calibration: ArmCalibration | None = None,
         link_timeout_ms: int = 200,
         max_step: int = 20,
         timeout_s: float = 15.0,
     ) -> Cell:
-        """Open McuLink on the rig's host port, push the configuration and wait for a configured state."""
+        """Open McuLink on the rig's host port, push the configuration and wait for a configured state.
+
+        The leader's calibration defaults to the follower's, with the rig's leader ids.
+        """
         cal = calibration or ArmCalibration.so101_default()
+        leader_cal = None
+        if leader:
+            leader_cal = leader_calibration or ArmCalibration(
+                tuple(dataclasses.replace(j, id=sid) for j, sid in zip(cal.joints, rig.leader_ids, strict=True))
+            )
         config = cal.link_config(
             max_step=max_step,
-            leader=cal if leader else None,
+            leader=leader_cal,
             leader_bus=rig.leader_bus_index,
             link_timeout_ms=link_timeout_ms,
         )
