@@ -63,11 +63,14 @@ def test_targets_are_tracked_within_tolerance(make_cell) -> None:
         cell.send(final)
         assert settled(cell, final, tolerance=3), "the arm did not settle on the last target"
     rec = cell.recorders[0]
-    worst = rec.max_error(since=0.5, until=3.0)
-    rec.metrics["max tracking error while moving (ticks)"] = round(worst, 1)
+    typical = rec.error_percentile(90, since=0.5, until=3.0)
+    rec.metrics["tracking error while moving, p90 / max (ticks)"] = (
+        f"{typical:.1f} / {rec.max_error(since=0.5, until=3.0):.1f}"
+    )
     # A 250-tick, 0.5 Hz sine needs ~800 ticks/s; the servo lags by its 30 ms time constant plus one or two
-    # loop periods and the link, i.e. a few tens of ticks. 150 ticks (13 degrees) flags real trouble only.
-    assert worst <= 150
+    # loop periods and the link: a few tens of ticks. The max also catches the moments a loaded machine does not
+    # run the firmware process at all, so the bound is on the 90th percentile (the plot shows every sample).
+    assert typical <= 100
 
 
 def test_out_of_range_targets_are_clamped_to_the_joint_limits(make_cell) -> None:
@@ -98,11 +101,14 @@ def test_link_silence_holds_within_link_timeout_plus_one_loop_period(make_cell) 
         cell.drive(sine(cell.home, 200, 0.5), seconds=1.0)
         # The control loop freezes: nothing more is sent, and the driver must not keep the link alive for it.
         state = cell.link.wait_for_state(lambda s: s.holding, 5)
-        period_ms = 1000 / cell.link.handshake.rate_hz
-        late_ms = max(period_ms, state.period_max_us / 1000)  # a loop late on a loaded machine checks late
-        assert 200 < state.hold_after_ms <= 200 + late_ms + 1, (state.hold_after_ms, late_ms)
         held = cell.actual()
-        time.sleep(0.3)
+        # The MCU checks its watchdog once per tick, so HOLD comes at most one loop period late; a loop that the
+        # OS paused (a loaded machine) is late by that pause, which its longest period in the 1-s statistics
+        # window around the HOLD shows. Wait for that window to be reported (the arm must stay still meanwhile).
+        after = cell.link.wait_for_state(lambda s: s.uptime_ms >= state.uptime_ms + 1100, 5)
+        period_ms = 1000 / cell.link.handshake.rate_hz
+        late_ms = max(period_ms, state.period_max_us / 1000, after.period_max_us / 1000)
+        assert 200 < state.hold_after_ms <= 200 + late_ms + 1, (state.hold_after_ms, late_ms)
         assert max(abs(a - b) for a, b in zip(cell.actual(), held, strict=True)) <= 3, "arm moved during HOLD"
         cell.send([h + 150 for h in cell.home])  # ignored until the host acknowledges
         time.sleep(0.2)
@@ -210,16 +216,17 @@ def test_leader_arm_teleoperates_the_follower_through_the_host(make_cell) -> Non
             stop.set()
             loop.join(2)
         rec = cell.recorders[0]
-    worst = max(
-        abs(a - b)
+    gaps = sorted(
+        max(abs(a - b) for a, b in zip(s.true, s.leader, strict=True))
         for s in rec.samples
         if s.true is not None and s.leader is not None and 0.8 <= s.t <= sampler.now() - 1.0
-        for a, b in zip(s.true, s.leader, strict=True)
     )
-    rec.metrics["max follower-leader gap while moving (ticks)"] = round(worst, 1)
-    # The leader moves up to ~750 ticks/s; the follower trails by the teleop period, the link and its own lag.
-    # The bound leaves room for a stalled test process; the settle check above pins the precision.
-    assert worst <= 300
+    typical = gaps[int(len(gaps) * 0.9)]
+    rec.metrics["follower-leader gap while moving, p90 / max (ticks)"] = f"{typical:.1f} / {gaps[-1]:.1f}"
+    # The leader moves up to ~750 ticks/s; the follower trails by the teleop period (20 ms), the link and its
+    # own 30 ms lag: ~50-100 ticks. p90, because a loaded machine sometimes stalls a process; the settle check
+    # above pins the precision.
+    assert typical <= 200
     assert cell.link.latest_state.alloc_ticks == 0, "the servo loop allocated memory"
 
 

@@ -47,7 +47,9 @@ class Cell:
         leader_cal = None
         if leader:
             leader_cal = leader_calibration or ArmCalibration(
-                tuple(dataclasses.replace(j, id=sid) for j, sid in zip(cal.joints, rig.leader_ids, strict=True))
+                tuple(
+                    dataclasses.replace(j, id=sid) for j, sid in zip(cal.joints, rig.leader_ids, strict=True)
+                )
             )
         config = cal.link_config(
             max_step=max_step,

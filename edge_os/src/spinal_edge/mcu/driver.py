@@ -286,6 +286,14 @@ class McuLink:
         self._wake.set()
         with self._cond:
             self._cond.notify_all()
+        hello = self._hello
+        if hello is not None and not hello.done():
+            hello.set_exception(McuNotConnected("the driver was closed"))
+        with self._lock:
+            pending = list(self._pending.values())
+        for cmd in pending:
+            if cmd.future is not None and not cmd.future.done():
+                cmd.future.set_exception(McuNotConnected("the driver was closed"))
         if self._supervisor is not None:
             self._supervisor.join(timeout=5)
 
@@ -520,7 +528,7 @@ class McuLink:
             try:
                 return future.result(self.handshake_timeout_s)
             except TimeoutError:
-                if self._session is None or self._session.ended.is_set():
+                if self._closed.is_set() or self._session is None or self._session.ended.is_set():
                     break
         raise McuTimeout(f"no HELLO_REPLY from {self.port}: is the spinal firmware running on it?")
 
