@@ -98,6 +98,25 @@ class Cell:
             if delay > 0:
                 time.sleep(delay)
 
+    def drive_until(
+        self,
+        trajectory: Callable[[float], Sequence[float]],
+        done: Callable[[], bool],
+        timeout_s: float,
+        rate_hz: float = 100,
+    ) -> bool:
+        """Keep sending trajectory(t) until done() holds (checked every tick) or timeout_s passes."""
+        period = 1.0 / rate_hz
+        t0 = time.monotonic()
+        for k in range(int(timeout_s * rate_hz) + 1):
+            self.send([round(v) for v in trajectory(time.monotonic() - t0)])
+            if done():
+                return True
+            delay = t0 + (k + 1) * period - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        return done()
+
     def settled(
         self, target: Sequence[float], tolerance: float, timeout_s: float = 5.0, *, keep_sending: bool = True
     ) -> bool:
