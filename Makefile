@@ -63,7 +63,7 @@ IMAGE_VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' sdk/src/spinal/
 IMAGE_FILE := images/out/spinal-$(IMAGE_VERSION)-arm64.img
 IMAGE_INPUTS := $(shell find images edge_os/src edge_os/systemd edge_os/config edge_os/pyproject.toml sdk/src \
 	sdk/pyproject.toml firmware -type f -not -path 'images/out/*' -not -path 'images/cache/*' \
-	-not -path 'images/tests/*' -not -name '*.pyc' 2>/dev/null)
+	-not -path 'images/tests/*' -not -name '*.pyc' -not -name '*.md' 2>/dev/null)
 
 image: $(IMAGE_FILE).xz
 

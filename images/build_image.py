@@ -58,7 +58,12 @@ class Stages:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=IMAGES / "out", help="output directory")
-    parser.add_argument("--cache", type=Path, default=IMAGES / "cache", help="downloaded .debs and wheels")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(os.environ.get("SPINAL_IMAGE_CACHE", IMAGES / "cache")),
+        help="downloaded .debs and wheels, reused between builds (SPINAL_IMAGE_CACHE sets it too)",
+    )
     parser.add_argument("--reuse-rootfs", action="store_true", help="skip mmdebstrap, reuse out/work/rootfs")
     parser.add_argument(
         "--no-compress", action="store_true", help="skip the .xz (the boot test needs only .img)"

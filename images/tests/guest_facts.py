@@ -100,6 +100,20 @@ facts = {
     "ssh_ports_set": sh("nft", "list", "set", "inet", "spinal_filter", "ssh_ports"),
     "journal_limits": read("/etc/systemd/journald.conf.d/spinal.conf"),
     "edge_journal": sh("journalctl", "-b", "-u", "spinal-edge.service", "--no-pager", "-n", "30"),
+    "edge_first_start": sh(
+        "journalctl",
+        "-b",
+        "-u",
+        "spinal-edge.service",
+        "-o",
+        "short-monotonic",
+        "--no-pager",
+        "--grep",
+        "Starting spinal-edge",
+        "-n",
+        "1000",
+    ),
+    "firstboot_done": show("spinal-firstboot.service", "ActiveEnterTimestampMonotonic"),
     "uptime": float(read("/proc/uptime").split()[0]),
 }
 print(json.dumps(facts))

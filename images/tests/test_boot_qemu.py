@@ -69,6 +69,9 @@ class Ssh:
         args = [
             "ssh", "-p", str(self.port), "-i", str(self.key), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
             "-o", "ConnectTimeout=10", "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "LogLevel=ERROR",
+            # Each boot forwards a different host port; one alias lets the second boot be checked against the
+            # host key the first boot presented.
+            "-o", "HostKeyAlias=spinal-card-under-test",
             "-o", f"StrictHostKeyChecking={'yes' if strict else 'accept-new'}", "root@127.0.0.1", command,
         ]  # fmt: skip
         return subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
@@ -180,6 +183,13 @@ def preseeded(image: Path, workdir: Path) -> Iterator[tuple[Path, Boot, Boot]]:
         boots.append(boot)
     exposure = re.search(r"Overall exposure level for \S+: ([\d.]+)", boots[0].facts.get("security", ""))
     MEASURED.update(
+        first_boot_firstboot_done_seconds_guest=int(
+            boots[0].facts.get("firstboot_done", {}).get("ActiveEnterTimestampMonotonic", 0)
+        )
+        / 1e6
+        or None,
+        first_boot_edge_started_seconds_guest=_edge_started_seconds(boots[0].facts),
+        second_boot_edge_started_seconds_guest=_edge_started_seconds(boots[1].facts),
         first_boot_ready_seconds_guest=boots[0].ready_seconds,
         second_boot_ready_seconds_guest=boots[1].ready_seconds,
         spinal_edge_exposure=float(exposure[1]) if exposure else None,
@@ -218,6 +228,12 @@ def report() -> Iterator[None]:
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps({"image": IMAGE, **MEASURED}, indent=2) + "\n")
     print("\nboot report:", json.dumps({k: v for k, v in MEASURED.items() if "journal" not in k}, indent=2))
+
+
+def _edge_started_seconds(facts: dict[str, Any]) -> float | None:
+    """Seconds after kernel start at which systemd first started spinal-edge (from the journal)."""
+    found = re.search(r"^\[\s*([\d.]+)\]", facts.get("edge_first_start", ""), re.M)
+    return float(found[1]) if found else None
 
 
 def _code(console: str) -> str | None:

@@ -160,7 +160,7 @@ def apply_hostname(paths: DevicePaths, hostname: str, set_live: bool) -> None:
         socket.sethostname(hostname)
 
 
-def ensure_ssh_host_keys(etc: Path) -> list[str]:
+def ensure_ssh_host_keys(etc: Path, hostname: str) -> list[str]:
     """Generate this device's own SSH host keys (the image ships none); return the types made."""
     made = []
     for kind in ("ed25519", "ecdsa"):
@@ -169,7 +169,7 @@ def ensure_ssh_host_keys(etc: Path) -> list[str]:
             continue
         key.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", f"root@{socket.gethostname()}", "-f", str(key)],
+            ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", f"root@{hostname}", "-f", str(key)],
             check=True,
             stdin=subprocess.DEVNULL,
         )
@@ -200,10 +200,10 @@ def firstboot(paths: DevicePaths, live: bool = True) -> dict[str, str]:
             # A card that cannot grow still works with the data partition it has.
             log(f"could not grow the data partition ({exc}); the device keeps running with its current size")
     ensure_dir(paths.state_dir, 0o750, paths.owner)
-    made = ensure_ssh_host_keys(paths.etc)
+    identity = load_identity(paths) or new_identity()
+    made = ensure_ssh_host_keys(paths.etc, identity["hostname"])
     if made:
         log(f"generated SSH host keys: {', '.join(made)}")
-    identity = load_identity(paths) or new_identity()
     code = ensure_setup_code(paths)
     apply_hostname(paths, identity["hostname"], set_live=live)
     save_identity(paths, identity)
