@@ -4,6 +4,7 @@ CPython 3.11 (Debian bookworm's), fetched on this machine and installed offline 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,8 +32,11 @@ def build_project_wheels(repo: Path, dest: Path) -> list[Path]:
 
 
 def download_dependencies(project_wheels: list[Path], dest: Path) -> None:
-    """Fetch aarch64 binary wheels for everything the project wheels need (files already there are reused)."""
-    dest.mkdir(parents=True, exist_ok=True)
+    """Fetch aarch64 binary wheels for everything the project wheels need into an emptied `dest` (so no stale
+    version lingers there; pip's own HTTP cache keeps repeated builds from downloading again)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
     platform_args = [arg for tag in PLATFORMS for arg in ("--platform", tag)]
     subprocess.run(
         [

@@ -114,6 +114,8 @@ facts = {
         "1000",
     ),
     "firstboot_done": show("spinal-firstboot.service", "ActiveEnterTimestampMonotonic"),
+    "critical_chain": sh("systemd-analyze", "critical-chain", "--no-pager", "spinal-edge.service"),
+    "blame": sh("systemd-analyze", "blame", "--no-pager"),
     "uptime": float(read("/proc/uptime").split()[0]),
 }
 print(json.dumps(facts))

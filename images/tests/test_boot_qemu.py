@@ -195,6 +195,8 @@ def preseeded(image: Path, workdir: Path) -> Iterator[tuple[Path, Boot, Boot]]:
         spinal_edge_exposure=float(exposure[1]) if exposure else None,
         edge_state_first_boot=boots[0].facts.get("edge"),
         edge_journal_first_boot=boots[0].facts.get("edge_journal"),
+        critical_chain_second_boot=boots[1].facts.get("critical_chain"),
+        blame_second_boot=(boots[1].facts.get("blame") or "").splitlines()[:15],
     )
     yield card, boots[0], boots[1]
 
@@ -227,7 +229,12 @@ def report() -> Iterator[None]:
         return
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps({"image": IMAGE, **MEASURED}, indent=2) + "\n")
-    print("\nboot report:", json.dumps({k: v for k, v in MEASURED.items() if "journal" not in k}, indent=2))
+    print(
+        "\nboot report:",
+        json.dumps(
+            {k: v for k, v in MEASURED.items() if k.endswith(("seconds", "guest", "exposure"))}, indent=2
+        ),
+    )
 
 
 def _edge_started_seconds(facts: dict[str, Any]) -> float | None:

@@ -286,7 +286,7 @@ def mounted_boot_partition(paths: DevicePaths) -> Iterator[Path]:
     target = paths.run / "spinal-boot"
     target.mkdir(mode=0o700, exist_ok=True)
     subprocess.run(
-        ["mount", "-t", "vfat", "-o", "rw,nosuid,nodev,noexec,umask=0077", str(device), str(target)],
+        ["mount", "-t", "vfat", "-o", "rw,nosuid,nodev,noexec,umask=0077,quiet", str(device), str(target)],
         check=True,
     )
     try:
