@@ -68,6 +68,12 @@ def main() -> int:
     parser.add_argument(
         "--no-compress", action="store_true", help="skip the .xz (the boot test needs only .img)"
     )
+    parser.add_argument(
+        "--xz-level",
+        type=int,
+        default=int(os.environ.get("SPINAL_XZ_LEVEL", "1")),
+        help="xz preset, 1 (default, fast) to 9; SPINAL_XZ_LEVEL sets it too",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit(
