@@ -84,6 +84,7 @@ class InferenceConfig(BaseModel):
     reconnect_after_s: float = Field(4.0, gt=0, le=600)  # offline this long: drop the session, re-handshake
     max_offline_s: float = Field(60.0, gt=0, le=86400)  # offline this long: DEAD
     heartbeat_s: float = Field(1.0, gt=0, le=60)  # telemetry period; keeps a paused session alive
+    lease_ms: int = Field(3000, ge=500, le=60000)  # Zenoh link lease: how fast a silent peer is declared gone
     fallback: FallbackMode = FallbackMode.HOLD
     rtc: RTCSettings = Field(default_factory=RTCSettings)
     backoff: BackoffSettings = Field(default_factory=BackoffSettings)
