@@ -55,15 +55,16 @@ def test_a_stopped_episode_has_every_frame_and_jpeg(tmp_path: Path) -> None:
     try:
         started = rec.start_episode("pick up the cube")
         assert rec.recording and started.status == "recording"
-        jpegs = _offer(rec, 40, origin=ActionOrigin("sess-1", 7, 2))
+        # Offered faster than the writer drains them: stop must still write every one first.
+        jpegs = _offer(rec, 300, origin=ActionOrigin("sess-1", 7, 2))
         done = rec.stop_episode()
     finally:
         rec.stop()
-    assert done.status == "complete" and done.frames == 40 and done.camera_frames == {"front": 40}
+    assert done.status == "complete" and done.frames == 300 and done.camera_frames == {"front": 300}
     reader = EpisodeReader(tmp_path / done.episode_id)
     assert reader.metadata.task == "pick up the cube" and reader.metadata.status == EpisodeStatus.COMPLETE
     frames = list(reader.iter_frames())
-    assert [int(f.state[0]) for f in frames] == list(range(40))
+    assert [int(f.state[0]) for f in frames] == list(range(300))
     assert (
         frames[5].mode == "policy"
         and frames[5].source.session_id == "sess-1"
