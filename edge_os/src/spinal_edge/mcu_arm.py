@@ -22,6 +22,8 @@ from spinal_edge.warnings_log import WarningLog
 
 log = logging.getLogger(__name__)
 
+_FIRMWARE_DEFAULT_RATE_HZ = 200
+
 
 class McuArm:
     """Follower (and leader) arm behind one MCU link. Every call returns at once; the driver's threads do I/O."""
@@ -62,12 +64,16 @@ class McuArm:
                 f"{config.calibration_path()}: the calibration has joints {list(calibration.names)} but [robot] "
                 f"joint_names is {list(robot.joint_names)}; make them match"
             )
+        # STATE at about twice the control rate: fresh enough for every tick, and no more frames for the
+        # host to parse (each one is Python work competing with the control loop for the GIL).
+        mcu_rate = robot.mcu_rate_hz or _FIRMWARE_DEFAULT_RATE_HZ
         link_config = calibration.link_config(
             max_step=robot.max_step,
             leader=leader,
             leader_bus=robot.leader_bus,
             link_timeout_ms=robot.link_timeout_ms,
             rate_hz=robot.mcu_rate_hz,
+            state_every=max(1, int(mcu_rate // (2 * config.loop.rate_hz))),
         )
         link = McuLink(robot.mcu_port, link_config, baudrate=robot.baudrate)
         return cls(link, calibration, leader_calibration=leader, warnings=warnings)
