@@ -112,6 +112,7 @@ def _arm(workdir: Path) -> Iterator[tuple[Any, str]]:
 
         yield KinematicArm(), "in-memory arm"
         return
+    (workdir / "rig").mkdir(parents=True, exist_ok=True)
     with SimulatedRig(workdir=workdir / "rig") as rig:
         config = EdgeConfig.model_validate({"data_dir": str(workdir), "robot": {"mcu_port": rig.host_port}})
         arm = McuArm.from_config(config)

@@ -168,7 +168,9 @@ class DemoCell:
     def start_rig(self) -> None:
         from spinal_hil.rig import SimulatedRig
 
-        self.rig = SimulatedRig(leader=self.leader, workdir=self.workdir / "rig").start()
+        rig_dir = self.workdir / "rig"
+        rig_dir.mkdir(parents=True, exist_ok=True)
+        self.rig = SimulatedRig(leader=self.leader, workdir=rig_dir).start()
 
     def start_server(self) -> None:
         argv = [

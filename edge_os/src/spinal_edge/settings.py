@@ -54,6 +54,9 @@ class RobotSettings(_Section):
     )
     joint_names: tuple[str, ...] = _field(SO101_JOINTS, "list the joint names in servo-id order")
     leader: bool = _field(False, "set it to true when a leader arm is wired to the MCU")
+    torque_on_start: bool = _field(
+        True, "set it to true (hold the arm from start-up) or false (limp until asked)"
+    )
     leader_bus: int = _field(
         1, "set it to 1 (leader on the MCU's second bus) or 0 (same bus, other ids)", ge=0, le=1
     )
