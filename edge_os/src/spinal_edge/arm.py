@@ -22,7 +22,9 @@ class ArmState:
     loads: np.ndarray | None = None
     temperatures_c: np.ndarray | None = None
     voltage_v: float | None = None
-    holding: bool = False
+    watchdog_hold: bool = (
+        False  # the MCU's link watchdog fired: it holds and ignores targets until acknowledged
+    )
     torque_enabled: bool = True
     flags: dict[str, Any] = field(default_factory=dict)
 
@@ -63,7 +65,10 @@ class Arm(Protocol):
         """Queue joint targets (never blocks); the MCU clamps them to the joint limits and the step limit."""
 
     def hold(self) -> None:
-        """Keep the current position: the MCU stops following targets until the next `send_targets`."""
+        """Keep the present position (acknowledging a watchdog hold) until the next `send_targets`."""
+
+    def keepalive(self) -> None:
+        """The loop is alive but has no new target this tick (feeds the MCU's link watchdog)."""
 
     def set_torque(self, enabled: bool) -> None: ...
 

@@ -93,10 +93,26 @@ class EdgeDaemon:
         self._started = True
         start_mode = RobotMode(self.config.start_mode)
         if start_mode is not RobotMode.IDLE:
-            try:
-                self.set_mode(start_mode, reason="start_mode")
-            except ModeError as exc:
-                self.warnings.add("start_mode_refused", str(exc))
+            # The MCU link comes up on its own thread; enter the mode once the arm reports its state.
+            threading.Thread(
+                target=self._enter_start_mode, args=(start_mode,), name="start-mode", daemon=True
+            ).start()
+
+    def _enter_start_mode(self, mode: RobotMode, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self._started and self.arm.latest_state() is None:
+            if time.monotonic() > deadline:
+                self.warnings.add(
+                    "start_mode_refused", f"start_mode {mode.value}: the MCU sent no state in {timeout_s:g} s"
+                )
+                return
+            time.sleep(0.05)
+        if not self._started:
+            return
+        try:
+            self.set_mode(mode, reason="start_mode")
+        except ModeError as exc:
+            self.warnings.add("start_mode_refused", f"start_mode {mode.value}: {exc}")
 
     def stop(self) -> None:
         """Hold the arm, finish a running episode, then stop every part (reverse order of start)."""
@@ -123,6 +139,10 @@ class EdgeDaemon:
         mode = RobotMode(mode)
         with self._mode_lock:
             current = self.loop.mode
+            if mode is not RobotMode.IDLE and self.arm.latest_state() is None:
+                raise ModeError(
+                    f"{mode.value} needs the arm, but the MCU has sent no state yet; check its cable and [robot] mcu_port"
+                )
             if mode is RobotMode.TELEOP and not self.arm.has_leader:
                 raise ModeError("teleop needs a leader arm; set [robot] leader = true and wire it to the MCU")
             if mode is RobotMode.POLICY:
@@ -240,7 +260,7 @@ class EdgeDaemon:
                 if state is None or state.temperatures_c is None
                 else [round(float(v), 1) for v in state.temperatures_c],
                 "voltage_v": None if state is None else state.voltage_v,
-                "holding": None if state is None else state.holding,
+                "watchdog_hold": None if state is None else state.watchdog_hold,
                 "torque_enabled": None if state is None else state.torque_enabled,
                 "link": self.arm.status(),
             },

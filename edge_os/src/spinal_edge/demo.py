@@ -210,6 +210,8 @@ public_metrics = true
 
 [robot]
 mcu_port = "{self.rig.host_port}"
+# Generous for a busy PC: the simulated MCU holds the arm after this much link silence.
+link_timeout_ms = 500
 {leader_line}
 [loop]
 rate_hz = {self.rate_hz}
@@ -225,6 +227,7 @@ engine = "remote"
 task = "{DEMO_TASK}"
 endpoints = ["tcp/127.0.0.1:{self.zenoh_port}"]
 model_id = "{DEMO_MODEL_ID}"
+service = "default"
 
 [recording]
 min_free_mb = 64

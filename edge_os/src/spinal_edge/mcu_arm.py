@@ -155,6 +155,9 @@ class McuArm:
             self.link.acknowledge_hold()
         self.link.send_targets(raw.positions)
 
+    def keepalive(self) -> None:
+        self.link.heartbeat()
+
     def set_torque(self, enabled: bool) -> None:
         if enabled and self.link.latest_state is not None and self.link.latest_state.estopped:
             self.link.clear_estop()
@@ -204,7 +207,7 @@ class McuArm:
             loads=np.array([j.load / 10.0 for j in joints], dtype=np.float32),
             temperatures_c=np.array([j.temperature for j in joints], dtype=np.float32),
             voltage_v=float(np.mean([j.voltage for j in joints])) if joints else None,
-            holding=raw.holding,
+            watchdog_hold=raw.holding,
             torque_enabled=raw.torque_on,
             flags={"estop": raw.estopped, "configured": raw.configured, "flags": int(raw.flags)},
         )

@@ -48,6 +48,7 @@ class KinematicArm:
         self.estops = 0
         self.torque = True
         self.targets_received = 0
+        self.keepalives = 0
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -89,7 +90,7 @@ class KinematicArm:
                 positions=self._position.astype(np.float32),
                 temperatures_c=np.full(len(self._joint_names), 30.0, dtype=np.float32),
                 voltage_v=12.0,
-                holding=self._target is None,
+                watchdog_hold=False,
                 torque_enabled=self.torque,
             )
             return self._last_state
@@ -109,6 +110,9 @@ class KinematicArm:
             self._advance(time.monotonic_ns())
             self._target = np.array(positions, dtype=np.float64)
             self.targets_received += 1
+
+    def keepalive(self) -> None:
+        self.keepalives += 1
 
     def hold(self) -> None:
         with self._lock:

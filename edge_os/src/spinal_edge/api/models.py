@@ -118,7 +118,7 @@ class McuStatus(BaseModel):
     positions: list[float] | None
     temperatures_c: list[float] | None
     voltage_v: float | None
-    holding: bool | None
+    watchdog_hold: bool | None
     torque_enabled: bool | None
     link: dict[str, Any] = Field(description="the MCU driver's counters (frames, errors, firmware, timing)")
 

@@ -125,9 +125,13 @@ class CameraSource(ABC):
                     if self._stop.is_set():
                         break
             except Exception as exc:
-                self.note_error(f"{type(exc).__name__}: {exc}")
+                if not self._stop.is_set():
+                    self.note_error(f"{type(exc).__name__}: {exc}")
             finally:
-                self._close()
+                try:
+                    self._close()
+                except Exception as exc:
+                    self.note_error(f"closing the camera failed: {exc}")
             if self._stop.wait(backoff):
                 break
             backoff = min(backoff * 2, self._REOPEN_MAX_S)

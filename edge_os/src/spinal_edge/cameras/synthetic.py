@@ -6,6 +6,7 @@ drawn in a child process (`render_worker`), like a real camera delivering them f
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -102,7 +103,8 @@ class SyntheticCamera(CameraSource):
             return
         for stream in (worker.stdin, worker.stdout):
             if stream is not None:
-                stream.close()
+                with contextlib.suppress(OSError):  # the worker may be gone already (signalled with us)
+                    stream.close()
         try:
             worker.wait(5)
         except subprocess.TimeoutExpired:

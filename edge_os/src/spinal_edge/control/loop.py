@@ -173,6 +173,12 @@ class ControlLoop:
         if stale and mode is not RobotMode.IDLE:
             self._fault(now_ns, "mcu_state_stale", "the MCU stopped reporting state; the arm holds in idle")
             mode = self._mode
+        elif mode is not RobotMode.IDLE and state is not None and state.watchdog_hold:
+            # The MCU stopped following targets on its own (link silence); a person re-arms by choosing a mode.
+            self._fault(
+                now_ns, "mcu_watchdog_hold", "the MCU's link watchdog held the arm; choose the mode again"
+            )
+            mode = self._mode
 
         recorder = self.recorder
         recording = recorder is not None and recorder.recording
@@ -211,6 +217,8 @@ class ControlLoop:
             self.arm.send_targets(action)
             self._last_target = action
             self.targets_sent += 1
+        else:
+            self.arm.keepalive()
 
         if recording and state is not None:
             # A tick without a new target records the target the arm is still moving to (or its position).
