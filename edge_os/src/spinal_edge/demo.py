@@ -210,8 +210,10 @@ public_metrics = true
 
 [robot]
 mcu_port = "{self.rig.host_port}"
-# Generous for a busy PC: the simulated MCU holds the arm after this much link silence.
-link_timeout_ms = 500
+# Generous for a busy PC (the firmware runs in an interpreter next to everything else): the MCU holds
+# the arm after this much link silence, and the daemon goes idle when the MCU's state is this old.
+link_timeout_ms = 1000
+state_stale_ms = 1500
 {leader_line}
 [loop]
 rate_hz = {self.rate_hz}

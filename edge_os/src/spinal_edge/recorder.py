@@ -184,10 +184,19 @@ class EpisodeRecorder:
         return self._call("discard")
 
     def current(self) -> EpisodeSummary | None:
-        return self._current
+        """The episode being recorded, with its counts as of now (read from the writer thread's objects)."""
+        current, writer = self._current, self._writer
+        if current is None:
+            return None
+        live = EpisodeSummary(**{**current.__dict__, "camera_frames": dict(current.camera_frames)})
+        if writer is not None:
+            live.frames = writer.frame_count
+            live.bytes_written = writer.bytes_written
+            live.duration_s = round((time.monotonic_ns() - self._started_ns) / 1e9, 3)
+        return live
 
     def status(self) -> dict[str, Any]:
-        current = self._current
+        current = self.current()
         return {
             "state": self.state.value,
             "episode": None if current is None else _summary_dict(current),

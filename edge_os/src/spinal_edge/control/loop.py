@@ -78,6 +78,7 @@ class ControlLoop:
         self.camera_frames_offered = 0
         self.camera_frames_refused = 0
         self.policy_holds = 0
+        self.observations_without_cameras = 0
         self.realtime_error = ""
         self._deadlines: Deadlines | None = None
 
@@ -198,7 +199,10 @@ class ControlLoop:
         action: np.ndarray | None = None
         origin: ActionOrigin | None = None
         if mode is RobotMode.POLICY and state is not None and self.policy is not None:
-            self.policy.observe(state.positions, images, state.t_mono_ns)
+            if len(images) == len(self.cameras):
+                self.policy.observe(state.positions, images, state.t_mono_ns)
+            else:
+                self.observations_without_cameras += 1  # a camera has not delivered its first frame yet
             step = self.policy.next_action()
             if self.policy.failed:
                 self._fault(now_ns, "inference_failed", "the inference engine gave up; the arm holds in idle")
