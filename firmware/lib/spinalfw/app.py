@@ -7,6 +7,7 @@ import gc
 import time
 from array import array
 
+import micropython
 from micropython import const
 
 from spinalfw import FIRMWARE_VERSION, proto
@@ -26,6 +27,7 @@ from spinalfw.sts import (
 
 _MAXJ = const(8)
 _STATS_WINDOW_S = const(1)
+_ALLOC_SAMPLE = const(50)
 
 # Messages for ERROR/LOG frames are constants so reporting a routine rejection allocates nothing.
 _M_NOT_CONFIGURED = b"not configured: send CONFIG first"
@@ -128,6 +130,15 @@ class Firmware:
         self.work_mean = 0
         self.work_max = 0
         self.alloc_ticks = 0
+        # Allocation accounting counts ticks after which more heap is in use than before (garbage in the
+        # making). mem_current is O(1) where the port keeps memory statistics (unix); elsewhere gc.mem_alloc
+        # scans the heap (~ms), so only one tick in _ALLOC_SAMPLE is measured. Call frames too big for the C
+        # stack come from the heap and go back on return: they are not garbage and do not count.
+        self._mem_counter = getattr(micropython, "mem_current", None)
+        self._alloc_every = 1 if self._mem_counter is not None else _ALLOC_SAMPLE
+        if self._mem_counter is None:
+            self._mem_counter = gc.mem_alloc
+        self._alloc_n = 0
         self.cold = False
         self.exit_requested = False
 
@@ -207,7 +218,11 @@ class Firmware:
     def tick(self):
         """One servo-loop iteration: link, e-stop, watchdog, goals, feedback, leader, state."""
         self.cold = False
-        mem_before = gc.mem_alloc()
+        self._alloc_n += 1
+        measure = self._alloc_n >= self._alloc_every
+        if measure:
+            self._alloc_n = 0
+            mem_before = self._mem_counter()
         now_ms = self.ticks_ms()
         link = self.link
         while link.poll():
@@ -232,7 +247,7 @@ class Firmware:
             self.send_state(now_ms)
             if self.leader_read is not None:
                 self.send_leader(now_ms)
-        if not self.cold and gc.mem_alloc() > mem_before:
+        if measure and not self.cold and self._mem_counter() > mem_before:
             self.alloc_ticks += 1
 
     def _check_estop_input(self):

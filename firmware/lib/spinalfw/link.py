@@ -10,6 +10,7 @@ from spinalfw.framing import cobs_decode, cobs_encode, copy_bytes, crc16, find_b
 
 _CHUNK = const(128)
 _ENC_CAP = const(260)
+_ENC_MAX = const(254)  # a 253-byte raw frame plus its COBS byte; anything longer is not a frame
 
 
 class LinkPort:
@@ -60,7 +61,7 @@ class LinkPort:
             end = self.chunk_len if zero < 0 else zero
             n = end - start
             if not self.overflow:
-                if self.acc_len + n > _ENC_CAP:
+                if self.acc_len + n > _ENC_MAX:
                     self.overflow = True
                 else:
                     copy_bytes(self.acc, self.acc_len, self.chunk, start, n)

@@ -1,7 +1,9 @@
 """The servo loop allocates nothing: many ticks run under micropython.heap_lock() without a MemoryError.
 
 Covers targets in, goal stepping, sync write, sync read of follower and leader, STATE and LEADER out, a
-watchdog HOLD, and the firmware's own allocation counter (alloc_ticks) in a free-running loop.
+watchdog HOLD, and the firmware's own allocation counter (alloc_ticks) in a free-running loop. (Large call
+frames come from the heap and return to it within the call; under heap_lock they go on the C stack instead.
+Neither leaves garbage: what matters for a real-time loop is that the heap never grows, so GC never runs.)
 """
 
 import gc
@@ -40,7 +42,9 @@ def test_loop_with_targets_leader_and_state_runs_under_heap_lock():
     finally:
         micropython.heap_unlock()
     assert fw.target[0] == 1500 + 10 * 49
-    assert fw.alloc_ticks == 0
+    # (alloc_ticks is not checked here: MicroPython's memory statistics also count the frame allocations that
+    # fail under heap_lock and fall back to the C stack; test_free_running_loop_counts_no_allocating_ticks
+    # checks the counter with the heap unlocked.)
 
 
 def test_watchdog_hold_and_heartbeats_run_under_heap_lock():

@@ -183,8 +183,8 @@ class ServoBusSimulator:
             and s.baud_index == 0
         ]
 
-    def _status(self, servo: SimulatedServo, data: bytes = b"") -> bytes:
-        pkt = bytearray(reg.packet(servo.id, servo.status_error(), data))
+    def _status(self, servo: SimulatedServo, data: bytes = b"", answer_id: int | None = None) -> bytes:
+        pkt = bytearray(reg.packet(servo.id if answer_id is None else answer_id, servo.status_error(), data))
         if servo.faults.corrupt_rate and self._rng.random() < servo.faults.corrupt_rate:
             pkt[-1] ^= 0x5A
         return bytes(pkt)
@@ -205,8 +205,9 @@ class ServoBusSimulator:
                 elif inst == reg.READ and len(params) == 2:
                     reply = self._status(s, s.read(params[0], params[1], now))
                 elif inst == reg.WRITE and params:
+                    addressed = s.id  # an ID change is acknowledged from the id the host addressed
                     s.write(params[0], params[1:], now)
-                    reply = self._status(s) if s.answers_writes else None
+                    reply = self._status(s, answer_id=addressed) if s.answers_writes else None
                 elif inst == reg.REG_WRITE and params:
                     s.reg_write(params[0], params[1:])
                     reply = self._status(s) if s.answers_writes else None
