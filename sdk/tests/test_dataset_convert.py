@@ -286,3 +286,27 @@ def test_reference_sample_written_by_lerobot_passes_our_validator(lerobot_refere
     shutil.copytree(lerobot_reference, copy)
     report = validate_dataset(copy, decode=True)
     assert report.ok, [str(v) for v in report.violations]
+
+
+def test_a_recording_without_cameras_converts_to_a_dataset_without_videos(recorder, tmp_path):
+    raw = recorder(tmp_path / "raw", [("arm-only", 25, "wave")], cameras=())
+    report = convert_recordings(raw, tmp_path / "out", ConvertOptions(repo_id="t/x", workers=1))
+    assert report.total_frames == 25
+    info = json.loads((tmp_path / "out/meta/info.json").read_text())
+    assert info["video_path"] is None and not [
+        k for k in info["features"] if k.startswith("observation.images")
+    ]
+    assert validate_dataset(tmp_path / "out").ok
+
+
+@pytest.mark.parametrize("codec", ["h264", "av1"])
+def test_each_available_codec_converts_and_is_recorded_in_video_info(raw_recordings, tmp_path, codec):
+    if codec not in available_encoders():
+        pytest.skip(f"this PyAV build cannot encode {codec}")
+    out = tmp_path / codec
+    convert_recordings(
+        raw_recordings, out, ConvertOptions(repo_id="t/x", workers=2, video=VideoSettings(codec=codec))
+    )
+    info = json.loads((out / "meta/info.json").read_text())
+    assert info["features"]["observation.images.front"]["info"]["video.codec"] == codec
+    assert validate_dataset(out, decode=True).ok

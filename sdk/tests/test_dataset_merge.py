@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,3 +84,15 @@ def test_merge_stats_aggregate_their_episodes(converted, second, tmp_path):
     )
     assert np.allclose(stats["observation.state"]["mean"], all_state.mean(axis=0), atol=1e-4)
     assert np.allclose(stats["observation.state"]["std"], all_state.std(axis=0), atol=1e-4)
+
+
+def test_lerobot_written_av1_datasets_merge_without_re_encoding(tmp_path):
+    reference = Path("/work/shared/reference/lerobot_v3_sample")
+    if not reference.is_dir():
+        pytest.skip("the LeRobot-written reference sample is not on this machine")
+    report = merge_datasets([reference, reference], tmp_path / "twice")
+    assert (report.episodes, report.frames) == (4, 80)
+    validation = validate_dataset(tmp_path / "twice", decode=True)
+    assert validation.ok, [str(v) for v in validation.violations]
+    info = json.loads((tmp_path / "twice/meta/info.json").read_text())
+    assert info["features"]["observation.images.front"]["info"]["video.codec"] == "av1"

@@ -91,6 +91,7 @@ def test_writer_rejects_frames_that_do_not_fit_the_episode(tmp_path, call, messa
     with pytest.raises(InvalidFrameError, match=message):
         call(writer)
     writer.append_frame(timestamp=0.3, state=[1] * 6, action=[1] * 6)  # still usable afterwards
+    assert writer.rejected == 1
     assert writer.close().frame_count == 2
 
 

@@ -13,13 +13,14 @@ import re
 import shutil
 import stat
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from spinal.device.models import EpisodeFile, EpisodeList, EpisodeSummary
 from spinal.recording import (
     METADATA_FILE,
     EpisodeMetadata,
@@ -36,31 +37,9 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 OFFERED = frozenset({EpisodeStatus.COMPLETE, EpisodeStatus.RECOVERED})
 
 
-class EpisodeFile(BaseModel):
-    name: str
-    size: int
-    sha256: str
-
-
-class EpisodeSummary(BaseModel):
-    id: str
-    status: str
-    task: str | None = None
-    frames: int = 0
-    duration_s: float = 0.0
-    size_bytes: int = 0
-    started_at: str | None = None
-    ended_at: str | None = None
-    offered: bool = False
-    files: list[EpisodeFile] = []
-    error: str | None = None
-
-
-class EpisodeList(BaseModel):
-    episodes: list[EpisodeSummary]
-
-
 class EpisodeDetail(EpisodeSummary):
+    """One episode with its full episode.json (the answer of `GET /api/episodes/{id}`)."""
+
     metadata: dict[str, Any] | None = None
 
 
@@ -128,18 +107,26 @@ def _hash_file(path: Path) -> str:
 
 
 class _Episodes:
-    """Looks episodes up under the recordings root without ever leaving it."""
+    """Looks episodes up under the recordings root without ever leaving it, and counts what it refuses."""
 
-    def __init__(self, root: Path, checksums: ChecksumCache) -> None:
+    def __init__(self, root: Path, checksums: ChecksumCache, counters: Counter[str]) -> None:
         self.root = Path(root)
         self.checksums = checksums
+        self.counters = counters
+
+    def refuse(self, status: int, why: str, detail: str) -> HTTPException:
+        self.counters[f"rejected.{why}"] += 1
+        return HTTPException(status, detail)
 
     def directory(self, episode_id: str) -> Path:
-        if not is_valid_episode_id(episode_id):
-            raise HTTPException(404, f"episode {episode_id!r} does not exist")
         path = self.root / episode_id
-        if path.is_symlink() or not path.is_dir() or not (path / METADATA_FILE).is_file():
-            raise HTTPException(404, f"episode {episode_id!r} does not exist")
+        if (
+            not is_valid_episode_id(episode_id)
+            or path.is_symlink()
+            or not path.is_dir()
+            or not (path / METADATA_FILE).is_file()
+        ):
+            raise self.refuse(404, "not_found", f"episode {episode_id!r} does not exist")
         return path
 
     def all_ids(self) -> list[str]:
@@ -196,10 +183,20 @@ def _dir_size(path: Path) -> int:
 
 
 def episodes_router(
-    recordings_root: Path, auth: Callable[..., Any], *, checksums: ChecksumCache | None = None
+    recordings_root: Path,
+    auth: Callable[..., Any],
+    *,
+    checksums: ChecksumCache | None = None,
+    counters: Counter[str] | None = None,
 ) -> APIRouter:
-    """The `/api/episodes` routes over `recordings_root`, every route guarded by the `auth` dependency."""
-    episodes = _Episodes(Path(recordings_root), checksums or ChecksumCache())
+    """The `/api/episodes` routes over `recordings_root`, every route guarded by the `auth` dependency.
+
+    `counters` (for the daemon's metrics) counts `files_served`, `bytes_served`, `deleted` and each
+    refusal as `rejected.<why>` (`not_found`, `not_offered`, `bad_range`, `recording`).
+    """
+    episodes = _Episodes(
+        Path(recordings_root), checksums or ChecksumCache(), counters if counters is not None else Counter()
+    )
     router = APIRouter(prefix="/api/episodes", tags=["episodes"], dependencies=[Depends(auth)])
 
     @router.get("", response_model=EpisodeList, summary="List recorded episodes")
@@ -216,58 +213,17 @@ def episodes_router(
     def get_episode(episode_id: str) -> EpisodeDetail:
         return episodes.summary(episode_id, with_metadata=True)
 
-    @router.api_route(
+    @router.get(
         "/{episode_id}/files/{name}",
-        methods=["GET", "HEAD"],
         summary="Download one file of an episode (supports Range; ETag is the sha256)",
         response_class=Response,
     )
     def download(episode_id: str, name: str, request: Request) -> Response:
-        path = episodes.directory(episode_id)
-        try:
-            meta = load_metadata(path)
-        except RecordingError as exc:
-            raise HTTPException(409, f"episode {episode_id} cannot be served: {exc}") from None
-        if meta.status not in OFFERED:
-            raise HTTPException(
-                409,
-                f"episode {episode_id} is {meta.status.value}; only complete or recovered episodes download",
-            )
-        if name not in meta.file_names():
-            raise HTTPException(404, f"episode {episode_id} has no file {name!r}")
-        file_path = path / name
-        try:
-            st = file_path.lstat()
-        except FileNotFoundError:
-            raise HTTPException(404, f"episode {episode_id} has no file {name!r}") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise HTTPException(404, f"episode {episode_id} has no file {name!r}")
-        digest = episodes.checksums.sha256(file_path, st)
-        size = st.st_size
-        headers = {
-            "Accept-Ranges": "bytes",
-            "ETag": f'"{digest}"',
-            "X-Checksum-SHA256": digest,
-            "Content-Type": "application/octet-stream",
-        }
-        start, end = 0, size - 1
-        status = 200
-        requested = request.headers.get("range")
-        if_range = request.headers.get("if-range")
-        if requested and (if_range is None or if_range.strip() == f'"{digest}"'):
-            parsed = _parse_range(requested, size)
-            if parsed == "unsatisfiable":
-                headers["Content-Range"] = f"bytes */{size}"
-                return Response(status_code=416, headers=headers)
-            if parsed is not None:
-                start, end = parsed
-                status = 206
-                headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        length = max(0, end - start + 1)
-        headers["Content-Length"] = str(length)
-        if request.method == "HEAD":
-            return Response(status_code=status, headers=headers)
-        return StreamingResponse(_read_range(file_path, start, length), status_code=status, headers=headers)
+        return _serve_file(episodes, episode_id, name, request)
+
+    @router.head("/{episode_id}/files/{name}", summary="Size and sha256 of one file", response_class=Response)
+    def file_headers(episode_id: str, name: str, request: Request) -> Response:
+        return _serve_file(episodes, episode_id, name, request)
 
     @router.delete("/{episode_id}", status_code=204, summary="Delete an episode from the device")
     def delete_episode(episode_id: str) -> Response:
@@ -277,12 +233,66 @@ def episodes_router(
         except RecordingError:
             status = None
         if status == EpisodeStatus.RECORDING:
-            raise HTTPException(409, f"episode {episode_id} is being recorded; stop it before deleting")
+            raise episodes.refuse(
+                409, "recording", f"episode {episode_id} is being recorded; stop it before deleting"
+            )
         shutil.rmtree(path)
         episodes.checksums.forget(path)
+        episodes.counters["deleted"] += 1
         return Response(status_code=204)
 
     return router
+
+
+def _serve_file(episodes: _Episodes, episode_id: str, name: str, request: Request) -> Response:
+    """One offered file, whole or one byte range, with its sha256 as ETag (HEAD: headers only)."""
+    path = episodes.directory(episode_id)
+    try:
+        meta = load_metadata(path)
+    except RecordingError as exc:
+        raise episodes.refuse(409, "not_offered", f"episode {episode_id} cannot be served: {exc}") from None
+    if meta.status not in OFFERED:
+        raise episodes.refuse(
+            409,
+            "not_offered",
+            f"episode {episode_id} is {meta.status.value}; only complete or recovered episodes download",
+        )
+    file_path = path / name
+    try:
+        st = file_path.lstat() if name in meta.file_names() else None
+    except FileNotFoundError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
+        raise episodes.refuse(404, "not_found", f"episode {episode_id} has no file {name!r}")
+    digest = episodes.checksums.sha256(file_path, st)
+    size = st.st_size
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{digest}"',
+        "X-Checksum-SHA256": digest,
+        "Content-Type": "application/octet-stream",
+    }
+    start, end = 0, size - 1
+    status = 200
+    requested = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if requested and (if_range is None or if_range.strip() == f'"{digest}"'):
+        parsed = _parse_range(requested, size)
+        if parsed == "unsatisfiable":
+            episodes.counters["rejected.bad_range"] += 1
+            headers["Content-Range"] = f"bytes */{size}"
+            return Response(status_code=416, headers=headers)
+        if parsed is not None:
+            start, end = parsed
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    length = max(0, end - start + 1)
+    headers["Content-Length"] = str(length)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers)
+    episodes.counters["files_served"] += 1
+    episodes.counters["bytes_served"] += length
+    return StreamingResponse(_read_range(file_path, start, length), status_code=status, headers=headers)
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
@@ -299,11 +309,11 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
             return "unsatisfiable"
         return max(0, size - suffix), size - 1
     start = int(first)
+    if start >= size:
+        return "unsatisfiable"
     end = int(last) if last else size - 1
     if end < start:
         return None
-    if start >= size:
-        return "unsatisfiable"
     return start, min(end, size - 1)
 
 

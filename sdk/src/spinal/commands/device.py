@@ -48,16 +48,21 @@ def _fail_device(exc: Exception) -> None:
     fail(str(exc), ExitCode.AUTH if isinstance(exc, DeviceAuthError) else ExitCode.UNREACHABLE)
 
 
-@app.command()
-def status(url: UrlArgument, token: TokenOption = None, json_output: JsonOption = False) -> None:
-    """Print the device's `GET /api/status` (mode, inference, loop, cameras, MCU)."""
+def _ask(url: str, token: str | None, call):
+    """Run one request against the device, turning its errors into exit codes."""
     from spinal.device import DeviceError
 
     with _client(url, token) as client:
         try:
-            payload = client.status()
+            return call(client)
         except DeviceError as exc:
             _fail_device(exc)
+
+
+@app.command()
+def status(url: UrlArgument, token: TokenOption = None, json_output: JsonOption = False) -> None:
+    """Print the device's `GET /api/status` (mode, inference, loop, cameras, MCU)."""
+    payload = _ask(url, token, lambda client: client.status())
     if json_output:
         emit_json(payload)
     else:
@@ -67,13 +72,7 @@ def status(url: UrlArgument, token: TokenOption = None, json_output: JsonOption 
 @app.command()
 def episodes(url: UrlArgument, token: TokenOption = None, json_output: JsonOption = False) -> None:
     """List the episodes recorded on the device."""
-    from spinal.device import DeviceError
-
-    with _client(url, token) as client:
-        try:
-            listed = client.list_episodes()
-        except DeviceError as exc:
-            _fail_device(exc)
+    listed = _ask(url, token, lambda client: client.list_episodes())
     if json_output:
         emit_json({"episodes": [e.model_dump() for e in listed]})
         return

@@ -6,6 +6,7 @@ Runs inside a converter worker process (see `spinal.dataset.workers`); takes and
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +62,27 @@ def _convert(job: dict[str, Any], episode_dir: Path, emit: Emit) -> dict[str, An
             STATE_KEY: vector_stats(state[rows]),
             ACTION_KEY: vector_stats(action[rows]),
         }
-        videos = {}
-        for cam in cameras:
-            positions = picks[cam][0][lo : hi + 1]
-            spec = meta.cameras[cam]
-            path = out_dir / f"{cam}.mp4"
-            stats[IMAGE_KEY_PREFIX + cam] = _encode_camera(
-                reader, cam, positions, path, fps, spec.width, spec.height, job, emit, len(cameras)
-            )
-            videos[cam] = str(path)
+        # One thread per camera: JPEG decoding and encoding release the GIL, so cameras encode side by side.
+        with ThreadPoolExecutor(max_workers=max(1, len(cameras))) as pool:
+            futures = {
+                cam: pool.submit(
+                    _encode_camera,
+                    reader,
+                    cam,
+                    picks[cam][0][lo : hi + 1],
+                    out_dir / f"{cam}.mp4",
+                    fps,
+                    meta.cameras[cam].width,
+                    meta.cameras[cam].height,
+                    job,
+                    emit,
+                    len(cameras),
+                )
+                for cam in cameras
+            }
+            for cam in cameras:
+                stats[IMAGE_KEY_PREFIX + cam] = futures[cam].result()
+        videos = {cam: str(out_dir / f"{cam}.mp4") for cam in cameras}
         frame_index = np.arange(length, dtype=np.int64)
         stats["timestamp"] = vector_stats((frame_index / fps).astype(np.float32))
         stats["frame_index"] = vector_stats(frame_index)

@@ -8,15 +8,20 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from typing import Any, TextIO
 
 
 def _serve(stdin: TextIO, out: TextIO) -> None:
     from spinal.dataset.episode_job import convert_episode
 
+    lock = threading.Lock()  # cameras encode on their own threads and report progress concurrently
+
     def emit(message: dict[str, Any]) -> None:
-        out.write(json.dumps(message) + "\n")
-        out.flush()
+        line = json.dumps(message) + "\n"
+        with lock:
+            out.write(line)
+            out.flush()
 
     for line in stdin:
         job = json.loads(line)

@@ -6,6 +6,7 @@ Used by the converter's episode workers (encode), the dataset writer and merge (
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -17,8 +18,9 @@ import numpy as np
 
 from spinal.dataset.errors import DatasetError, MergeError
 
-# FFmpeg's own log lines would interleave with progress bars; errors still surface as exceptions.
+# FFmpeg's and SVT-AV1's own log lines would interleave with progress bars; errors still raise.
 logging.getLogger("libav").setLevel(logging.ERROR)
+os.environ.setdefault("SVT_LOG", "1")
 
 _ENCODERS = {"h264": "libx264", "av1": "libsvtav1"}
 
@@ -32,7 +34,8 @@ class VideoSettings:
     """How episode videos are encoded: codec (`h264`, `av1` or `auto`), quality and keyframe spacing.
 
     `gop=2` matches LeRobot: a keyframe every other frame keeps random access cheap for training.
-    `threads` is fixed (not derived from the CPU count) so identical input gives identical files.
+    `threads` is fixed (not derived from the CPU count) so identical input gives identical files; parallelism
+    comes from converting episodes in several processes and cameras on their own threads.
     """
 
     codec: str = "auto"
@@ -40,7 +43,7 @@ class VideoSettings:
     gop: int = 2
     preset: str | None = None
     pix_fmt: str = "yuv420p"
-    threads: int = 2
+    threads: int = 1
 
     def resolved(self) -> VideoSettings:
         """These settings with `auto` replaced by the best codec this PyAV build can encode."""
@@ -206,7 +209,9 @@ class VideoFileAppender:
         with av.open(str(segment.path)) as container:
             source = container.streams.video[0]
             if self._stream is None:
-                self._stream = self._container.add_stream_from_template(source)
+                # opaque: copy the codec parameters without opening an encoder (the source may be
+                # AV1 decoded by libdav1d, which has no encoder of that name).
+                self._stream = self._container.add_stream_from_template(source, opaque=True)
                 self._stream.time_base = source.time_base
                 self._codec = self._signature(source)
                 self._extradata = self._stream_extradata(source)

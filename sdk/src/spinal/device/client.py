@@ -27,7 +27,6 @@ from spinal.device.errors import (
 from spinal.device.models import EpisodeFile, EpisodeList, EpisodeSummary
 
 PART_SUFFIX = ".part"
-_CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -178,7 +177,8 @@ class DeviceClient:
                     if on_bytes and have:
                         on_bytes(-have)
                 with open(part, mode) as out:
-                    for chunk in response.iter_bytes(_CHUNK):
+                    # Unbuffered: whatever arrived is on disk if the connection breaks, so resume starts there.
+                    for chunk in response.iter_bytes():
                         if cancel is not None and cancel.is_set():
                             raise DownloadCancelled(f"download of {episode_id}/{file.name} was cancelled")
                         out.write(chunk)

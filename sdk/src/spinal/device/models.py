@@ -1,6 +1,6 @@
-"""What the device API returns about episodes, validated on arrival (the device is outside input).
+"""The episode part of the device API's contract: what `/api/episodes` answers, validated on both ends.
 
-Mirrors the responses of the edge daemon's `/api/episodes` routes; used by `DeviceClient` and pull.
+The edge daemon's router answers with these models; `DeviceClient` validates what arrives (outside input).
 """
 
 from __future__ import annotations

@@ -140,6 +140,7 @@ class EpisodeWriter:
         self._batch_first_index = 0
         self._last_timestamp = -math.inf
         self._closed = False
+        self._rejected = 0
         self._bytes_written = len(schema_bytes)
         self._last_sync = clock()
         self.sync()
@@ -158,6 +159,11 @@ class EpisodeWriter:
     @property
     def frame_count(self) -> int:
         return self._frame_count
+
+    @property
+    def rejected(self) -> int:
+        """How many frames and camera images were refused as invalid (for the daemon's counters)."""
+        return self._rejected
 
     @property
     def bytes_written(self) -> int:
@@ -180,22 +186,22 @@ class EpisodeWriter:
         """Append one control-loop frame; returns its frame index."""
         self._check_open()
         if not (math.isfinite(timestamp) and timestamp >= self._last_timestamp and timestamp >= 0):
-            raise InvalidFrameError(
+            raise self._reject(
                 f"frame timestamp {timestamp!r} must be finite, >= 0 and not before the previous frame "
                 f"({self._last_timestamp}); pass seconds since the episode start on the monotonic clock"
             )
         if mode not in _MODES:
-            raise InvalidFrameError(f"frame mode {mode!r} is not one of {sorted(_MODES)}")
+            raise self._reject(f"frame mode {mode!r} is not one of {sorted(_MODES)}")
         row = self._rows
         try:
             self._state[row] = state
             self._action[row] = action
         except (ValueError, TypeError) as exc:
-            raise InvalidFrameError(
+            raise self._reject(
                 f"state must have {self._state.shape[1]} and action {self._action.shape[1]} numbers ({exc})"
             ) from None
         if not (np.isfinite(self._state[row]).all() and np.isfinite(self._action[row]).all()):
-            raise InvalidFrameError("state and action must be finite numbers (no NaN or inf)")
+            raise self._reject("state and action must be finite numbers (no NaN or inf)")
         self._timestamps[row] = timestamp
         self._modes.append(str(mode))
         if source is None:
@@ -220,13 +226,11 @@ class EpisodeWriter:
         self._check_open()
         stream = self._cameras.get(camera)
         if stream is None:
-            raise InvalidFrameError(
-                f"camera {camera!r} is not part of this episode ({sorted(self._cameras)})"
-            )
+            raise self._reject(f"camera {camera!r} is not part of this episode ({sorted(self._cameras)})")
         if len(jpeg) < 4 or bytes(jpeg[:2]) != _JPEG_SOI:
-            raise InvalidFrameError(f"camera {camera!r} frame is not a JPEG (it must start with FF D8)")
+            raise self._reject(f"camera {camera!r} frame is not a JPEG (it must start with FF D8)")
         if not (math.isfinite(timestamp) and timestamp >= stream.last_timestamp and timestamp >= 0):
-            raise InvalidFrameError(
+            raise self._reject(
                 f"camera {camera!r} timestamp {timestamp!r} must be finite, >= 0 and not before the previous one"
             )
         length = len(jpeg)
@@ -307,6 +311,10 @@ class EpisodeWriter:
                 self.abandon()
 
     # -- internals ----------------------------------------------------------------------------------
+
+    def _reject(self, message: str) -> InvalidFrameError:
+        self._rejected += 1
+        return InvalidFrameError(message)
 
     def _check_open(self) -> None:
         if self._closed:
