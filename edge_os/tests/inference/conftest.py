@@ -176,3 +176,72 @@ def waiter() -> Callable[..., Any]:
 @pytest.fixture
 def ramp() -> Callable[..., ChunkReply]:
     return ramp_chunk
+
+
+# ---- real-network helpers (used with spinal_server.testing) ----------------------------------------
+
+
+class RobotLoop:
+    """A simulated control loop: notify + get_action at `fps` on its own thread, recording every action.
+
+    Anything `get_action`/`notify_observation` raises is recorded (and fails the tests that check it).
+    """
+
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        fps: float = 30.0,
+        state: Callable[[int], np.ndarray] | None = None,
+        image: Any = None,
+    ) -> None:
+        self.engine = engine
+        self.period = 1.0 / fps
+        self.state = state or (lambda i: np.zeros(6, np.float32))
+        self.image = image if image is not None else np.full((96, 128, 3), 100, np.uint8)
+        self.actions: list[Any] = []
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="robot-loop", daemon=True)
+
+    def __enter__(self) -> RobotLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        from spinal_edge.inference import RobotObservation
+
+        i = 0
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.engine.notify_observation(
+                    RobotObservation(state=self.state(i), images={"front": self.image})
+                )
+                self.actions.append(self.engine.get_action())
+            except BaseException as exc:  # recorded: the contract is that these never raise
+                self.errors.append(exc)
+            i += 1
+            next_tick += self.period
+            self._stop.wait(max(0.0, next_tick - time.monotonic()))
+
+
+@pytest.fixture
+def robot_loop_cls() -> type[RobotLoop]:
+    return RobotLoop
+
+
+@pytest.fixture
+def engines() -> Any:
+    """Collects engines; every one is stopped at teardown even when the test failed."""
+    made: list[Any] = []
+    yield made
+    for e in made:
+        e.stop(timeout_s=10)

@@ -600,7 +600,7 @@ class ChunkEngine(InferenceEngine):
         return self._latency.delay_steps(self._robot.dt, cap)
 
     def _session_id(self) -> str:
-        s = self._session or self._contract
+        s = self._session
         return s.session_id if s is not None else ""
 
     def _wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
