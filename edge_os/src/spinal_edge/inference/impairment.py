@@ -5,6 +5,7 @@ For tests and the HIL rig where the kernel has no `netem`; binds 127.0.0.1 and s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import socket
@@ -198,12 +199,8 @@ class TcpImpairmentProxy:
 
 def _reset(sock: socket.socket) -> None:
     """Close with RST (linger 0): the peer sees the link die at once, as on a pulled cable + reboot."""
-    try:
+    with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.shutdown(socket.SHUT_RD)  # wakes a thread blocked in recv(); close() alone would not
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         sock.close()
-    except OSError:
-        pass
