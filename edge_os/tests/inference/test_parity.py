@@ -118,8 +118,9 @@ def test_remote_and_local_engines_hold_identical_queues(codec, engines, waiter):
 
         remote_queues = run(remote, remote_timing, codec, waiter)
         local_queues = run(local, local_timing, codec, waiter)
+        assert remote.session.rtc and local.session.rtc  # replace merges with prefixes: the hard case
+        chunk_size = remote.session.chunk_size
 
-    assert remote.session.rtc and local.session.rtc  # replace merges with prefixes: the hard case
     for i, ((rm, rr), (lm, lr)) in enumerate(zip(remote_queues, local_queues, strict=True)):
         assert rm.shape == lm.shape and rm.size > 0, f"step {i}: queue sizes differ"
         assert np.array_equal(rm, lm), f"step {i}: model-space queues differ"
@@ -134,4 +135,4 @@ def test_remote_and_local_engines_hold_identical_queues(codec, engines, waiter):
     delays = [r.observation.inference_delay_steps for r in remote_timing.requests]
     assert max(delays) >= 6 and remote.stats.actions_trimmed == local.stats.actions_trimmed > 0
     first_queue_len = len(remote_queues[0][0])
-    assert first_queue_len == remote.session.chunk_size  # step 0: idle robot, nothing trimmed
+    assert first_queue_len == chunk_size  # step 0: idle robot, nothing trimmed
