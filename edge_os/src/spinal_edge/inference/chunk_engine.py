@@ -223,6 +223,10 @@ class ChunkEngine(InferenceEngine):
         return self._fsm.state
 
     @property
+    def config(self) -> InferenceConfig:
+        return self._cfg
+
+    @property
     def session(self) -> SessionInfo | None:
         """The session currently open, if any."""
         return self._session
