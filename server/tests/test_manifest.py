@@ -106,7 +106,11 @@ zenoh:
     )
     m = load_manifest(path)
     config = zenoh_config_dict(m.zenoh)
-    assert config["transport"]["link"]["tx"] == {"lease": 1500, "keep_alive": 2}  # merged, not replaced
+    tx = config["transport"]["link"]["tx"]
+    assert tx["lease"] == 1500 and tx["keep_alive"] == 2  # merged, not replaced
+    # a micro-batch's burst of express chunks must queue, not drop (Zenoh's default queue holds 2)
+    assert tx["queue"]["size"]["interactive_high"] == 16
+    assert tx["queue"]["congestion_control"]["drop"]["wait_before_drop"] == 5000
     assert config["queries_default_timeout"] == 2000
     assert config["scouting"]["multicast"]["enabled"] is False
     build_zenoh_config(m.zenoh)  # Zenoh itself accepts it

@@ -11,12 +11,25 @@ from typing import Any
 import zenoh
 
 from spinal_server.errors import ManifestError
-from spinal_server.manifest import ZenohSpec
+from spinal_server.manifest import ZenohSpec, deep_merge
 
 
 def zenoh_config_dict(spec: ZenohSpec) -> dict[str, Any]:
     """The config as a nested dict: our fields first, then `extra_config` merged key by key on top."""
-    transport: dict[str, Any] = {"link": {"tx": {"lease": spec.lease_ms}}}
+    transport: dict[str, Any] = {
+        "link": {
+            "tx": {
+                "lease": spec.lease_ms,
+                # Chunks go out express (one message per batch) at interactive-high priority; Zenoh's default
+                # queue of 2 batches drops most of a micro-batch's burst when many robots share one transport
+                # (a zenohd uplink). 16 is Zenoh's maximum; DROP still bounds the wait for a dead link.
+                "queue": {
+                    "size": {"interactive_high": 16, "data": 16},
+                    "congestion_control": {"drop": {"wait_before_drop": spec.drop_wait_us}},
+                },
+            }
+        }
+    }
     tls = {key: str(path) for key, path in spec.tls.files().items()}
     if spec.tls.enable_mtls:
         tls["enable_mtls"] = True
@@ -31,7 +44,7 @@ def zenoh_config_dict(spec: ZenohSpec) -> dict[str, Any]:
         config["listen"] = {"endpoints": list(spec.listen)}
     if spec.connect:
         config["connect"] = {"endpoints": list(spec.connect)}
-    return _deep_merge(config, spec.extra_config or {})
+    return deep_merge(config, spec.extra_config or {})
 
 
 def build_zenoh_config(spec: ZenohSpec) -> zenoh.Config:
@@ -43,17 +56,6 @@ def build_zenoh_config(spec: ZenohSpec) -> zenoh.Config:
         raise ManifestError(
             f"zenoh config is refused by Zenoh ({exc}); check zenoh.extra_config and the endpoints"
         ) from None
-
-
-def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for key, value in b.items():
-        out[key] = (
-            _deep_merge(out[key], value)
-            if isinstance(value, dict) and isinstance(out.get(key), dict)
-            else value
-        )
-    return out
 
 
 # QoS of the design: chunks RELIABLE + DROP (never BLOCK: a dead robot uplink must not stall the worker),
