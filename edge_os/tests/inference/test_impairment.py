@@ -264,7 +264,9 @@ def test_netem_delay_in_a_network_namespace(tmp_path, engines, robot_loop_cls, w
             subprocess.run(cmd, check=True, capture_output=True, timeout=10)
         endpoint = "tcp/10.231.7.2:7447"
         model = demo.build_demo_policy(tmp_path / "model")
-        manifest = testing.make_test_manifest(model, model_id="netem", overrides=[f"zenoh.listen=[{endpoint}]"])
+        manifest = testing.make_test_manifest(
+            model, model_id="netem", overrides=[f"zenoh.listen=[{endpoint}]"]
+        )
         path = tmp_path / "server.yaml"
         path.write_text(yaml.safe_dump(manifest.model_dump(mode="json")))
         log = (tmp_path / "server.log").open("wb")
