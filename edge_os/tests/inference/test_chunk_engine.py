@@ -275,7 +275,7 @@ def test_refused_handshakes_retry_with_backoff(engine_factory, scripted, waiter,
             break
         clock.advance(0.2)
         waiter(lambda o=scripted.opens: scripted.opens > o or e.ready, what="another handshake attempt")
-    assert e.ready and scripted.opens == 4
+    assert e.ready and scripted.opens == 4 and e.stats.handshake_failures == 3
     assert e.stats.state is S.CONNECTING  # a session, but no chunk yet
 
 

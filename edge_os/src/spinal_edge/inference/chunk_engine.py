@@ -279,6 +279,7 @@ class ChunkEngine(InferenceEngine):
             stale_drops=self._c["stale_drops"],
             fallback_ticks=self._c["fallback_ticks"],
             reconnects=self._c["reconnects"],
+            handshake_failures=self._c["handshake_failures"],
             resets=self._c["resets"],
             reset_acks=self._c["reset_acks"],
             heartbeats=src.heartbeats,
