@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from spinal.robots import SO101_JOINTS
 
 from bench.harness import Table, percentile
 
 RATES = (30.0, 100.0)
-JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 
 
 def _bare_loop(rate_hz: float, seconds: float, realtime: int) -> np.ndarray:
@@ -166,7 +166,7 @@ def _loaded_loop(
             workdir / "episodes",
             RecordingSettings(min_free_mb=16),
             fps=rate,
-            joint_names=JOINTS,
+            joint_names=SO101_JOINTS,
             camera_sizes=lambda: {"front": (640, 480), "wrist": (640, 480)},
         )
         recorder.start()
@@ -336,7 +336,7 @@ def _recorder_table(quick: bool) -> Table:
                 workdir,
                 RecordingSettings(queue_frames=100_000, min_free_mb=16),
                 fps=100,
-                joint_names=JOINTS,
+                joint_names=SO101_JOINTS,
                 camera_sizes=lambda names=names: {n: (640, 480) for n in names},
             )
             rec.start()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import simplejpeg
 from spinal.recording import EpisodeReader, EpisodeStatus, EpisodeWriter, load_metadata
+from spinal.robots import SO101_JOINTS
 from spinal_edge.cameras import CameraFrame, CameraSettings, SyntheticCamera
 from spinal_edge.control.loop import ControlLoop
 from spinal_edge.control.ports import ActionOrigin, RobotMode
@@ -17,7 +18,7 @@ from spinal_edge.recorder import EpisodeRecorder, RecorderState
 from spinal_edge.settings import RecordingSettings
 from spinal_edge.testing import KinematicArm, wait_for
 
-JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
+JOINTS = SO101_JOINTS
 
 
 def _jpeg(i: int) -> bytes:

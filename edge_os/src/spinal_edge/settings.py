@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from spinal.robots import SO101_JOINTS
 
 DEFAULT_CONFIG_PATH = Path("/etc/spinal/edge.toml")
 DEFAULT_DATA_DIR = Path("/var/lib/spinal")
-SO101_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 Mode = Literal["idle", "teleop", "policy"]

@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 import numpy as np
+from spinal.robots import SO101_JOINTS
 
 from spinal_edge.arm import ArmState, LeaderState
 from spinal_edge.daemon import EdgeDaemon
-from spinal_edge.settings import SO101_JOINTS
 
 
 class KinematicArm:
