@@ -41,7 +41,14 @@ test: setup
 demo: setup
 	$(BIN)/python -m spinal_edge.demo $(DEMO_ARGS)
 
-bench: setup
+# The openpi-protocol peer of the round-trip bench: openpi-client pins NumPy < 2, so it gets its own venv.
+OPENPI_VENV := .venv-openpi
+$(OPENPI_VENV)/.installed:
+	@test -x $(OPENPI_VENV)/bin/python || $(PYTHON) -m venv $(OPENPI_VENV)
+	@$(OPENPI_VENV)/bin/python -m pip install -q openpi-client websockets typing_extensions  # openpi-client imports typing_extensions without declaring it
+	@touch $@
+
+bench: setup $(OPENPI_VENV)/.installed
 	$(BIN)/python -m bench.run $(BENCH)
 
 lint: setup
@@ -53,4 +60,4 @@ format: setup
 	$(BIN)/ruff format sdk server edge_os hil bench tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) $(OPENPI_VENV) .pytest_cache .ruff_cache test-artifacts

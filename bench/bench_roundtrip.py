@@ -9,8 +9,9 @@ reported inference time is subtracted.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,7 @@ from spinal.protocol import DEFAULT_LIMITS, EncodedImage, Observation, decode_ob
 from bench.bench_codec import CAMERAS, camera_frame
 from bench.harness import Table, percentile
 
+REPO = Path(__file__).resolve().parent.parent
 CHUNK = 50
 HORIZON = 10
 TASK = "pick up the red cube"
@@ -36,48 +38,22 @@ def _jpegs() -> dict[str, bytes]:
     }
 
 
-# ---- the openpi-protocol side: a websocket server speaking openpi's wire format ---------------------------
+# ---- the openpi-protocol side: bench/openpi_peer.py under its own venv (openpi-client pins NumPy < 2) ------
 
 
-def serve_openpi(port: int) -> None:
-    """openpi's server loop (metadata first, then recv -> unpack -> policy -> pack -> send), no model time."""
-    from openpi_client import msgpack_numpy
-    from websockets.asyncio.server import serve
-
-    packer = msgpack_numpy.Packer()
-    chunk_model = np.linspace(-1, 1, CHUNK * 6, dtype=np.float32).reshape(CHUNK, 6)
-    chunk_robot = chunk_model * 50
-
-    async def handler(ws) -> None:  # type: ignore[no-untyped-def]
-        await ws.send(packer.pack({"policy": "null", "action_horizon": CHUNK}))
-        async for message in ws:
-            obs = msgpack_numpy.unpackb(message)
-            t0 = time.perf_counter()
-            result = {"chunk_model": chunk_model, "chunk_robot": chunk_robot, "state_echo": obs["state"]}
-            result["server_timing"] = {"infer_ms": (time.perf_counter() - t0) * 1000}
-            await ws.send(packer.pack(result))
-
-    async def main() -> None:
-        async with serve(handler, "127.0.0.1", port, compression=None, max_size=None) as server:
-            await server.serve_forever()
-
-    asyncio.run(main())
+def openpi_python() -> str:
+    """The interpreter that has openpi-client: $SPINAL_OPENPI_PYTHON, or `.venv-openpi` made by `make bench`."""
+    path = os.environ.get("SPINAL_OPENPI_PYTHON") or str(REPO / ".venv-openpi" / "bin" / "python")
+    if not Path(path).exists():
+        raise RuntimeError(f"{path} not found: run `make bench` (it creates .venv-openpi with openpi-client)")
+    return path
 
 
 @contextlib.contextmanager
-def responder(role: str):
-    """`python -m bench.bench_roundtrip <role> PORT` in its own process; yields the port; always stopped."""
-    from spinal_server.testing import free_tcp_port
-
-    port = free_tcp_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.bench_roundtrip", role, str(port)],
-        cwd=Path(__file__).resolve().parent.parent,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def _process(argv: list[str], **kwargs):  # type: ignore[no-untyped-def]
+    proc = subprocess.Popen(argv, cwd=REPO, **kwargs)
     try:
-        yield port
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -87,17 +63,50 @@ def responder(role: str):
             proc.wait(5)
 
 
-def openpi_client(port: int):  # type: ignore[no-untyped-def]
-    from openpi_client.websocket_client_policy import WebsocketClientPolicy
+@contextlib.contextmanager
+def responder(role: str):
+    """A null responder in its own process; yields its port; always stopped."""
+    from spinal_server.testing import free_tcp_port
 
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            return WebsocketClientPolicy(host="127.0.0.1", port=port)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    port = free_tcp_port()
+    if role == "serve-openpi":
+        argv = [openpi_python(), str(REPO / "bench" / "openpi_peer.py"), "serve", str(port)]
+    else:
+        argv = [sys.executable, "-m", "bench.bench_roundtrip", role, str(port)]
+    with _process(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+        yield port
+
+
+class OpenpiDriver:
+    """The real `openpi_client.WebsocketClientPolicy`, in the openpi venv, run one block at a time."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self._proc = proc
+        hello = json.loads(self._readline())
+        self.request_bytes = int(hello["request_bytes"])
+
+    def _readline(self) -> str:
+        line = self._proc.stdout.readline()
+        if not line:
+            raise RuntimeError(
+                "the openpi driver exited; run it by hand: python bench/openpi_peer.py drive ..."
+            )
+        return line
+
+    def block(self, count: int) -> list[float]:
+        self._proc.stdin.write(f"block {count}\n")
+        self._proc.stdin.flush()
+        return [float(v) for v in json.loads(self._readline())]
+
+
+@contextlib.contextmanager
+def openpi_driver(port: int, jpegs: dict[str, bytes]):
+    with tempfile.TemporaryDirectory(prefix="bench-openpi-") as tmp:
+        for name, data in jpegs.items():
+            (Path(tmp) / f"{name}.jpg").write_bytes(data)
+        argv = [openpi_python(), str(REPO / "bench" / "openpi_peer.py"), "drive", str(port), tmp]
+        with _process(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
+            yield OpenpiDriver(proc)
 
 
 # ---- the spinal side: a null responder speaking our protocol, and the real server ----------------------
@@ -232,14 +241,6 @@ def run(quick: bool = False) -> list[Table]:
         prefix_model=prefix,
         prefix_robot=prefix,
     )
-    openpi_obs = {
-        "state": state,
-        **{f"images/{name}": np.frombuffer(data, np.uint8) for name, data in jpegs.items()},
-        "prompt": TASK,
-        "inference_delay_steps": 4,
-        "prefix_model": prefix,
-        "prefix_robot": prefix,
-    }
     body = encode_observation(spinal_obs)
     decode_us = _decode_cost_us(body)
     samples: dict[str, list[float]] = {"null": [], "openpi": [], "server": [], "server_raw": [], "infer": []}
@@ -260,13 +261,10 @@ def run(quick: bool = False) -> list[Table]:
                 samples["server_raw"].append(rtt)
                 samples["infer"].append(reply.inference_ms)
 
-    def openpi_block(policy, record: bool) -> None:  # type: ignore[no-untyped-def]
-        for _ in range(per_block):
-            t0 = time.perf_counter()
-            result = policy.infer(openpi_obs)
-            rtt = (time.perf_counter() - t0) * 1000
-            if record:
-                samples["openpi"].append(rtt - float(result["server_timing"]["infer_ms"]))
+    def openpi_block(driver: OpenpiDriver, record: bool) -> None:
+        block = driver.block(per_block)
+        if record:
+            samples["openpi"].extend(block)
 
     # Phase 1, the comparison: the two protocols' null responders in alternating blocks.
     with contextlib.ExitStack() as stack:
@@ -274,7 +272,8 @@ def run(quick: bool = False) -> list[Table]:
         port = stack.enter_context(responder("serve-openpi"))
         null_source = spinal_source(null_endpoint)
         stack.callback(null_source.close)
-        policy = openpi_client(port)
+        policy = stack.enter_context(openpi_driver(port, jpegs))
+        openpi_bytes = policy.request_bytes
         for block in range(blocks + 1):  # block 0 warms both paths up and is not counted
             spinal_block(null_source, "null", block > 0)
             openpi_block(policy, block > 0)
@@ -291,7 +290,6 @@ def run(quick: bool = False) -> list[Table]:
         return percentile(v, 50), percentile(v, 99), float(np.mean(v)), max(v)
 
     p = {k: stats(v) for k, v in samples.items() if k != "infer"}
-    openpi_bytes = _openpi_bytes(openpi_obs)
     table = Table(
         "Round trip of one request on loopback, model time excluded (3 x 640x480 camera JPEG, 50x6 chunk)",
         ["path", "request bytes", "p50 ms", "p99 ms", "mean ms", "max ms"],
@@ -305,7 +303,7 @@ def run(quick: bool = False) -> list[Table]:
         f"{n} requests per path. The null responders are measured in {blocks} alternating blocks of"
         f" {per_block}; the real server afterwards, on its own. Every server runs in its own"
         " process on 127.0.0.1; the clients are the real ones (spinal_edge's ZenohChunkSource, openpi-client's"
-        " WebsocketClientPolicy) in this process. Zenoh shared memory is off (a robot never shares memory"
+        " WebsocketClientPolicy, in its own venv because openpi-client pins NumPy < 2, driven block by block). Zenoh shared memory is off (a robot never shares memory"
         " with its GPU server).",
         "Null responders decode the request (msgpack; JPEG headers checked, pixels not decoded) and answer a"
         " constant chunk in both spaces: the protocol and transport cost alone, same work on both sides.",
@@ -355,17 +353,9 @@ def _decode_cost_us(body: bytes, n: int = 200) -> float:
     return percentile(samples, 50)
 
 
-def _openpi_bytes(obs: dict) -> int:
-    from openpi_client import msgpack_numpy
-
-    return len(msgpack_numpy.packb(obs))
-
-
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "serve-openpi":
-        serve_openpi(int(sys.argv[2]))
-    elif len(sys.argv) == 3 and sys.argv[1] == "serve-spinal-null":
+    if len(sys.argv) == 3 and sys.argv[1] == "serve-spinal-null":
         serve_spinal_null(int(sys.argv[2]))
     else:
-        print("usage: python -m bench.bench_roundtrip serve-openpi|serve-spinal-null PORT", file=sys.stderr)
+        print("usage: python -m bench.bench_roundtrip serve-spinal-null PORT", file=sys.stderr)
         sys.exit(2)
