@@ -1,0 +1,46 @@
+"""The adapter between the control loop's `PolicyPort` and an inference engine (`spinal_edge.inference`).
+
+Built by the daemon when `[inference] engine` is "remote" or "local"; the task sentence is set per episode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from spinal_edge.control.ports import ActionOrigin, PolicyStep
+from spinal_edge.inference import InferenceEngine, RobotObservation
+
+
+class EnginePolicy:
+    """Wraps an engine: observations carry the camera JPEGs untouched; actions carry their chunk's origin."""
+
+    def __init__(self, engine: InferenceEngine, task: str = "") -> None:
+        self.engine = engine
+        self.task = task
+
+    def observe(self, state: np.ndarray, images: Mapping[str, bytes], t_mono_ns: int) -> None:
+        # The engine's clock is time.monotonic(); the state's stamp is the same clock in nanoseconds.
+        self.engine.notify_observation(
+            RobotObservation(state=state, images=dict(images), task=self.task, captured_at=t_mono_ns / 1e9)
+        )
+
+    def next_action(self) -> PolicyStep:
+        action = self.engine.get_action()
+        if action.values is None:
+            return PolicyStep(None)
+        origin = (
+            None
+            if action.fallback is not None
+            else ActionOrigin(action.session_id, action.seq_id, action.episode_id)
+        )
+        return PolicyStep(action.values, origin)
+
+    @property
+    def failed(self) -> bool:
+        return self.engine.failed
+
+    def status(self) -> dict[str, Any]:
+        return self.engine.stats.as_dict()
