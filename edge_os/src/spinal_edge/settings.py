@@ -11,6 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from spinal_edge.network.settings import NetworkSettings
+from spinal_edge.web.settings import WebSettings
+
 DEFAULT_CONFIG_PATH = Path("/etc/spinal/edge.toml")
 DEFAULT_DATA_DIR = Path("/var/lib/spinal")
 SO101_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
@@ -189,6 +192,8 @@ class EdgeConfig(_Section):
     inference: InferenceSettings = InferenceSettings()
     recording: RecordingSettings = RecordingSettings()
     log: LogSettings = LogSettings()
+    web: WebSettings = WebSettings()
+    network: NetworkSettings = NetworkSettings()
 
     @field_validator("device_name")
     @classmethod

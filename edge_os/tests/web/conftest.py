@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -70,3 +71,41 @@ def pem_factory():
 @pytest.fixture
 def encrypted_key() -> bytes:
     return encrypted_key_pem()
+
+
+# -- a served daemon with the setup page (real HTTP on 127.0.0.1) ----------------------------------------
+
+
+@pytest.fixture
+def served_device(tmp_path):
+    """A started daemon (simulated arm, synthetic camera, recorder, no inference) with its app on 127.0.0.1."""
+    from spinal_edge.assembly import build_daemon
+    from spinal_edge.settings_store import SettingsStore
+    from spinal_edge.testing import KinematicArm, ServedDaemon, data_dir_config
+    from spinal_edge.web.admin_account import AdminAccount
+    from spinal_edge.web.passwords import PasswordHasher
+
+    raw = data_dir_config(
+        tmp_path / "data",
+        inference={"engine": "none"},
+        cameras={"front": {"kind": "synthetic", "width": 160, "height": 120, "fps": 10}},
+        web={"power": "fake"},
+        network={"backend": "fake"},
+    )
+    (tmp_path / "data").mkdir()
+    store = SettingsStore(raw)
+    daemon = build_daemon(store, arm=KinematicArm(speed=2000.0))
+    with ServedDaemon(daemon) as served:
+        web = served.app.state.web
+        web.account = AdminAccount(web.account.path, hasher=PasswordHasher(log2_n=10))
+        yield served
+
+
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)"')
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF_FIELD.search(html) or CSRF_META.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)

@@ -21,7 +21,7 @@ class AccessPointSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = _field(True, "set it to true or false")
+    enabled: bool = _field(False, "set it to true (the image does) or false")
     ssid_prefix: str = _field(
         "spinal-", "set it to a short prefix; the device adds 4 characters", max_length=27
     )
@@ -50,8 +50,9 @@ class NetworkSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: Literal["nmcli", "fake", "none"] = _field(
-        "nmcli", 'set it to "nmcli" (NetworkManager), "fake" (tests and demo) or "none" (page read-only)'
+    backend: Literal["auto", "nmcli", "fake", "none"] = _field(
+        "auto",
+        'set it to "auto" (nmcli when run as a service, else fake), "nmcli", "fake" or "none" (not managed)',
     )
     wifi_interface: str = _field(
         "wlan0", "set it to the Wi-Fi interface, e.g. wlan0", pattern=r"^[A-Za-z0-9_.\-]{1,15}$"
