@@ -21,7 +21,7 @@ from spinal_edge.warnings_log import WarningLog
 def build_daemon(store: SettingsStore, *, arm: Arm | None = None) -> EdgeDaemon:
     config = store.config
     warnings = WarningLog()
-    arm = arm or make_arm(config)
+    arm = arm or make_arm(config, warnings)
     cameras = make_cameras(config, arm)
     engine, policy = make_engine(config, cameras)
     recorder = make_recorder(config, cameras, warnings) if config.recording.enabled else None
@@ -30,10 +30,10 @@ def build_daemon(store: SettingsStore, *, arm: Arm | None = None) -> EdgeDaemon:
     )
 
 
-def make_arm(config: EdgeConfig) -> Arm:
+def make_arm(config: EdgeConfig, warnings: WarningLog) -> Arm:
     from spinal_edge.mcu_arm import McuArm
 
-    return McuArm.from_config(config)
+    return McuArm.from_config(config, warnings=warnings)
 
 
 def make_cameras(config: EdgeConfig, arm: Arm) -> dict[str, CameraSource]:

@@ -49,11 +49,19 @@ class RobotSettings(_Section):
     mcu_port: str = _field(
         "/dev/ttyACM0", "set it to the MCU's serial device, e.g. /dev/ttyACM0 or /dev/serial/by-id/..."
     )
-    baudrate: int = _field(115200, "set it to the MCU link's baud rate, e.g. 115200", ge=1200, le=12_000_000)
+    baudrate: int = _field(
+        1_000_000,
+        "set it to the MCU link's baud rate (USB CDC ignores it), e.g. 1000000",
+        ge=1200,
+        le=12_000_000,
+    )
     joint_names: tuple[str, ...] = _field(SO101_JOINTS, "list the joint names in servo-id order")
-    leader: bool = _field(False, "set it to true when a leader arm is wired to the MCU's second bus")
+    leader: bool = _field(False, "set it to true when a leader arm is wired to the MCU")
+    leader_bus: int = _field(
+        1, "set it to 1 (leader on the MCU's second bus) or 0 (same bus, other ids)", ge=0, le=1
+    )
     link_timeout_ms: int = _field(
-        250,
+        200,
         "set it between 20 and 5000 ms (the MCU holds the arm after this much link silence)",
         ge=20,
         le=5000,
@@ -61,8 +69,21 @@ class RobotSettings(_Section):
     state_stale_ms: int = _field(
         500, "set it between 50 and 10000 ms (older MCU state counts as a link fault)", ge=50, le=10_000
     )
+    max_step: int = _field(
+        20, "set it between 1 and 4096 (raw ticks a joint may move per MCU loop tick)", ge=1, le=4096
+    )
+    mcu_rate_hz: int = _field(
+        0, "set it to 0 (firmware default) or a servo loop rate up to 1000 Hz", ge=0, le=1000
+    )
+    use_degrees: bool = _field(
+        False, "set it to true for joint values in degrees, false for LeRobot's -100..100"
+    )
     calibration_file: Path | None = _field(
-        None, "set it to the calibration JSON path, or remove it to use <data_dir>/calibration.json"
+        None, "set it to the follower's calibration JSON, or remove it to use <data_dir>/calibration.json"
+    )
+    leader_calibration_file: Path | None = _field(
+        None,
+        "set it to the leader's calibration JSON, or remove it to use <data_dir>/leader_calibration.json",
     )
 
     @field_validator("joint_names")
@@ -217,6 +238,9 @@ class EdgeConfig(_Section):
 
     def calibration_path(self) -> Path:
         return self.robot.calibration_file or self.data_dir / "calibration.json"
+
+    def leader_calibration_path(self) -> Path:
+        return self.robot.leader_calibration_file or self.data_dir / "leader_calibration.json"
 
     def episodes_dir(self) -> Path:
         return self.data_dir / "episodes"

@@ -91,11 +91,13 @@ class ArmPainter:
         rz = np.array([[math.cos(az), -math.sin(az), 0], [math.sin(az), math.cos(az), 0], [0, 0, 1]])
         rx = np.array([[1, 0, 0], [0, math.cos(el), -math.sin(el)], [0, math.sin(el), math.cos(el)]])
         self._rotation = rx @ rz
-        self._pixels_per_m = min(width, height) * 1.55 * view.scale
-        self._origin = np.array([width * 0.5, height * 0.86])
-        self._canvas = np.empty((height, width, 3), dtype=np.float32)
+        self._pixels_per_m = min(width, height) * 2.1 * view.scale
+        self._origin = np.array([width * 0.45, height * 0.9])
         self._yy, self._xx = np.mgrid[0:height, 0:width].astype(np.float32)
         self._draw_table()
+        # Frames start from this picture; only the arm's bounding boxes are touched per frame.
+        self._base = np.clip(self._background, 0, 255).astype(np.uint8)
+        self._canvas = np.empty_like(self._base)
 
     def _project(self, p: np.ndarray) -> tuple[float, float, float]:
         r = self._rotation @ p
@@ -111,12 +113,12 @@ class ArmPainter:
             x, y = i * 0.05, 0.21 + i * 0.04
             self._segment(canvas, np.array([x, -0.05, 0.0]), np.array([x, 0.35, 0.0]), 1.0, grid)
             self._segment(canvas, np.array([-0.2, y, 0.0]), np.array([0.2, y, 0.0]), 1.0, grid)
-        self._disc(canvas, np.array([0.12, 0.22, 0.0]), 0.025 * self._pixels_per_m, _OBJECT_COLOUR)
+        self._disc(canvas, np.array([0.16, 0.2, 0.0]), 0.025 * self._pixels_per_m, _OBJECT_COLOUR)
 
     def render(self, joints: np.ndarray | None) -> np.ndarray:
         """An (height, width, 3) uint8 RGB picture of the arm at `joints` (grey when the state is unknown)."""
         canvas = self._canvas
-        np.copyto(canvas, self._background)
+        np.copyto(canvas, self._base)
         points = arm_points(joints if joints is not None else np.zeros(6))
         chain = ["base", "shoulder", "elbow", "wrist", "tool"]
         radius = max(2.0, self._pixels_per_m * 0.016)
@@ -131,7 +133,7 @@ class ArmPainter:
             self._segment(canvas, points[a], points[b], width, colour)
         for name in chain[1:]:
             self._disc(canvas, points[name], radius * 0.9, _JOINT_COLOUR)
-        return canvas.astype(np.uint8)
+        return canvas.copy()
 
     def _segment(
         self, canvas: np.ndarray, a3: np.ndarray, b3: np.ndarray, radius: float, colour: tuple[int, int, int]
@@ -162,5 +164,6 @@ class ArmPainter:
     @staticmethod
     def _blend(region: np.ndarray, alpha: np.ndarray, colour: tuple[int, int, int]) -> None:
         a = alpha[..., None]
-        region *= 1.0 - a
-        region += a * np.asarray(colour, dtype=np.float32)
+        mixed = region * (1.0 - a) + a * np.asarray(colour, dtype=np.float32)
+        # The canvas is uint8 per frame and float32 while the static background is drawn.
+        region[...] = mixed if region.dtype == np.float32 else (mixed + 0.5).astype(np.uint8)
