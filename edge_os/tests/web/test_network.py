@@ -197,7 +197,7 @@ class StepClock:
 def test_no_network_at_boot_opens_the_access_point():
     net, stop = FakeNetwork(), threading.Event()
     fallback = AccessPointFallback(
-        net, AccessPointSettings(wait_for_network_s=5), "AB12", clock=StepClock(stop, 10)
+        net, AccessPointSettings(enabled=True, wait_for_network_s=5), "AB12", clock=StepClock(stop, 10)
     )
     assert fallback.check_at_boot(stop)
     assert net.ap == "spinal-AB12" and fallback.active()
@@ -205,7 +205,7 @@ def test_no_network_at_boot_opens_the_access_point():
 
 def test_network_at_boot_keeps_the_access_point_closed():
     net, stop = FakeNetwork(ethernet=True), threading.Event()
-    fallback = AccessPointFallback(net, AccessPointSettings(), "AB12")
+    fallback = AccessPointFallback(net, AccessPointSettings(enabled=True), "AB12")
     assert not fallback.check_at_boot(stop)
     assert net.ap is None
 
@@ -219,7 +219,7 @@ def test_disabled_fallback_never_opens():
 
 def test_failed_join_from_the_access_point_reopens_it():
     net = FakeNetwork(in_range={"home": "password123"})
-    fallback = AccessPointFallback(net, AccessPointSettings(), "AB12")
+    fallback = AccessPointFallback(net, AccessPointSettings(enabled=True), "AB12")
     fallback.open()
     assert fallback.switch_to_wifi("home", "wrong-password") is None
     assert "refused" in fallback.last_error

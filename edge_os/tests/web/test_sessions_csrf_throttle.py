@@ -140,3 +140,17 @@ def test_throttle_memory_is_bounded():
     for i in range(500):
         throttle.failed(f"client-{i}")
     assert len(throttle._clients) <= 50
+
+
+@pytest.mark.parametrize(
+    ("scheme", "policy", "secure"),
+    [("https", "auto", True), ("http", "auto", False), ("http", "always", True), ("https", "never", False)],
+)
+def test_session_cookie_is_secure_over_https(scheme, policy, secure):
+    from spinal_edge.web.session_auth import cookie_is_secure
+    from starlette.requests import Request
+
+    request = Request(
+        {"type": "http", "scheme": scheme, "server": ("device", 443), "path": "/", "headers": []}
+    )
+    assert cookie_is_secure(request, policy) is secure

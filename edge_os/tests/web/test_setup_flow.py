@@ -3,7 +3,9 @@ rate limiting, live events, settings, TLS upload, calibration, jog and factory r
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -48,7 +50,8 @@ def test_first_visit_leads_to_setup_and_the_code_sets_the_password(served_device
         page = browser.get("/setup")
         assert page.status_code == 200 and "Setup code" in page.text
         cookie = page.headers["set-cookie"].lower()
-        assert "httponly" in cookie and "samesite=strict" in cookie and "secure" in cookie  # loopback: Secure
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert "secure" not in cookie  # plain HTTP: a Secure cookie would never come back
         token = _csrf(page.text)
         wrong = browser.post(
             "/setup",
@@ -160,18 +163,29 @@ def test_tls_upload_validates_and_points_settings_at_private_files(served_device
     pems = pem_factory()
     client = served_device.client
     mismatch = client.post(
-        "/api/v1/inference/tls", json={"cert_pem": pems.cert.decode(), "key_pem": pems.other_key.decode()}
+        "/api/v1/inference/tls",
+        json={"ca_pem": pems.ca.decode(), "cert_pem": pems.cert.decode(), "key_pem": pems.other_key.decode()},
     )
     assert mismatch.status_code == 422 and "does not belong" in mismatch.json()["detail"]
-    assert served_device.daemon.config.inference.tls_cert is None
+    assert "tls" not in (served_device.daemon.config.inference.model_extra or {})
+    only_ca = client.post("/api/v1/inference/tls", json={"ca_pem": pems.ca.decode()})
+    assert only_ca.status_code == 422 and "all three" in only_ca.json()["detail"]
     ok = client.post(
         "/api/v1/inference/tls",
         json={"ca_pem": pems.ca.decode(), "cert_pem": pems.cert.decode(), "key_pem": pems.key.decode()},
     )
     assert ok.status_code == 200, ok.text
-    cfg = served_device.daemon.config.inference
-    assert cfg.tls_key is not None and cfg.tls_key.read_bytes() == pems.key
-    assert oct(cfg.tls_key.stat().st_mode & 0o777) == "0o600"
+    tls = served_device.daemon.config.inference.model_extra["tls"]
+    key_path = Path(tls["connect_private_key"])
+    assert key_path.read_bytes() == pems.key
+    assert oct(key_path.stat().st_mode & 0o777) == "0o600"
+    assert Path(tls["root_ca_certificate"]).read_bytes() == pems.ca
+
+
+def _seen(client: httpx.Client, index: int, bound: str, value: float) -> bool:
+    """The wizard has seen joint `index` reach `value` as its `bound` ("low" or "high")."""
+    joint = client.get("/api/v1/robot/calibration").json()["joints"][index]
+    return joint[bound] is not None and abs(joint[bound] - value) < 0.5
 
 
 def test_calibration_wizard_records_each_joint_and_jog_stays_within_range(served_device):
@@ -190,21 +204,14 @@ def test_calibration_wizard_records_each_joint_and_jog_stays_within_range(served
             goal = [0.0] * len(names)
             goal[index] = target
             arm.send_targets(goal)
-            wait_for(
-                lambda t=target: (
-                    (v := client.get("/api/v1/robot/calibration").json())["joints"][index][
-                        "high" if t > 0 else "low"
-                    ]
-                    is not None
-                    and abs(v["joints"][index]["high" if t > 0 else "low"] - t) < 0.5
-                )
-            )
+            bound = "high" if target > 0 else "low"
+            wait_for(lambda i=index, b=bound, t=target: _seen(client, i, b, t))
         assert (
             client.post("/api/v1/robot/calibration", json={"action": "record", "joint": name}).status_code
             == 200
         )
     saved = client.post("/api/v1/robot/calibration", json={"action": "save"}).json()
-    data = __import__("json").loads(daemon.config.calibration_path().read_text())
+    data = json.loads(daemon.config.calibration_path().read_text())
     assert saved["saved_to"] == str(daemon.config.calibration_path())
     assert data[names[2]]["range_min"] == -42 and data[names[2]]["range_max"] == 62
     assert data[names[0]]["id"] == 1

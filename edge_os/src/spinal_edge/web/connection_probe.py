@@ -33,11 +33,13 @@ class RobotDescription:
 
 @dataclass(frozen=True, slots=True)
 class ServerTarget:
-    """Where the policy is served: Zenoh endpoint, key root, service `model[/revision[/task]]`, TLS files."""
+    """Where the policy is served: Zenoh endpoint, the service's keys (model, revision, task), TLS files."""
 
     endpoint: str
     key_root: str
-    service: str
+    model_id: str
+    revision: str = "main"
+    service: str = "default"  # the task key segment
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -63,10 +65,8 @@ class ConnectionProbe(Protocol):
 
 
 def service_keys(target: ServerTarget) -> ServiceKeys:
-    """`service` is `model_id`, `model_id/revision` or `model_id/revision/task`."""
-    parts = [p for p in target.service.split("/") if p]
-    model, revision, task = (parts + ["main", "default"])[:3] if parts else ("default", "main", "default")
-    return ServiceKeys.for_service(model, revision, task, root=target.key_root)
+    """`<key_root>/<model_id>/<revision>/<service>`, as the inference client and the server build it."""
+    return ServiceKeys.for_service(target.model_id, target.revision, target.service, root=target.key_root)
 
 
 def compare(status: Status, robot: RobotDescription) -> list[str]:
@@ -116,7 +116,7 @@ class ZenohProbe:
         try:
             keys = service_keys(target)
         except ProtocolError as exc:
-            return ProbeResult(False, "connect", f"The service name is not usable: {exc}")
+            return ProbeResult(False, "connect", f"The model id, revision or service is not usable: {exc}")
         try:
             session = zenoh.open(self._config(target))
         except Exception as exc:  # zenoh raises its own ZError for bad endpoints and TLS files

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
+from spinal.protocol.errors import ProtocolError
 from starlette.concurrency import run_in_threadpool
 
 from spinal_edge.api.auth import require_principal
@@ -23,7 +24,7 @@ from spinal_edge.control.ports import RobotMode
 from spinal_edge.network import NetworkError
 from spinal_edge.network.model import validate_hostname, validate_ssid, validate_wifi_password
 from spinal_edge.web.calibration import CalibrationError, load_ranges
-from spinal_edge.web.connection_probe import RobotDescription, ServerTarget
+from spinal_edge.web.connection_probe import RobotDescription, ServerTarget, service_keys
 from spinal_edge.web.errors import TlsBundleError
 from spinal_edge.web.state import SetupPageState
 from spinal_edge.web.tls_bundle import TLS_DIR, store_tls_bundle, validate_tls_bundle
@@ -99,7 +100,7 @@ def network_state(request: Request) -> dict[str, Any]:
         raise _bad(str(exc), 503) from None
     return {
         "hostname": hostname,
-        "connections": [c.__dict__ if hasattr(c, "__dict__") else _as_dict(c) for c in conns],
+        "connections": [_as_dict(c) for c in conns],
         "access_point": web.fallback.ssid if web.fallback and web.fallback.active() else "",
         "last_error": web.fallback.last_error if web.fallback else "",
     }
@@ -163,7 +164,7 @@ def _pem(text: str, what: str) -> bytes | None:
     if not text:
         return None
     if text.startswith("-----BEGIN"):
-        return text.encode("ascii", errors="replace")
+        return text.encode("ascii", errors="replace") + b"\n"
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -172,18 +173,25 @@ def _pem(text: str, what: str) -> bytes | None:
 
 @router.post("/inference/tls", tags=["inference"])
 def upload_tls(body: TlsUpload, request: Request) -> dict[str, Any]:
-    """Validate the CA / certificate / key, store them (0600) and point `[inference] tls_*` at them."""
+    """Validate the CA, this device's certificate and its key, store them (0600) and point `[inference] tls`
+    at them; the previous files stay in force when anything is refused."""
     daemon = request.app.state.daemon
     ca, cert, key = _pem(body.ca_pem, "CA"), _pem(body.cert_pem, "certificate"), _pem(body.key_pem, "key")
+    if not (ca and cert and key):
+        raise _bad("Upload all three files: the server's CA, this device's certificate and its private key.")
     try:
         report = validate_tls_bundle(ca_pem=ca, cert_pem=cert, key_pem=key)
     except TlsBundleError as exc:
         raise _bad(str(exc)) from None
-    # Files are written under a fresh name set, then the settings switch to them in one validated update.
     paths = store_tls_bundle(daemon.config.data_dir / TLS_DIR, ca_pem=ca, cert_pem=cert, key_pem=key)
-    daemon.store.update({"inference": paths})
+    tls = {
+        "root_ca_certificate": paths["tls_ca"],
+        "connect_certificate": paths["tls_cert"],
+        "connect_private_key": paths["tls_key"],
+    }
+    daemon.store.update({"inference": {"tls": tls}})
     return {
-        "stored": paths,
+        "stored": tls,
         "ca": [_as_dict(c) for c in report.ca],
         "certificate": [_as_dict(c) for c in report.certificate],
         "key_type": report.key_type,
@@ -191,20 +199,35 @@ def upload_tls(body: TlsUpload, request: Request) -> dict[str, Any]:
     }
 
 
+def server_target(inference: Any) -> ServerTarget:
+    """The probe's target from the `[inference]` section (the inference client's field names)."""
+    extra = dict(inference.model_extra or {})
+    endpoints = extra.get("endpoints") or ["tcp/127.0.0.1:7447"]
+    tls = extra.get("tls") or {}
+    return ServerTarget(
+        endpoint=str(endpoints[0]),
+        key_root=str(extra.get("key_root", "@lerobot")),
+        model_id=str(extra.get("model_id", "")),
+        revision=str(extra.get("revision", "main")),
+        service=str(extra.get("service") or inference.task or "default"),
+        tls_ca=tls.get("root_ca_certificate"),
+        tls_cert=tls.get("connect_certificate"),
+        tls_key=tls.get("connect_private_key"),
+        timeout_s=min(float(extra.get("handshake_timeout_s", 2.0)) * 2, 5.0),
+    )
+
+
 @router.post("/inference/test", tags=["inference"])
 async def test_connection(request: Request) -> dict[str, Any]:
     """Run the status and session handshake with the configured server once; capabilities or the mismatch."""
     daemon = request.app.state.daemon
-    cfg = daemon.config.inference
-    target = ServerTarget(
-        endpoint=cfg.endpoint,
-        key_root=cfg.key_root,
-        service=cfg.service,
-        tls_ca=str(cfg.tls_ca) if cfg.tls_ca else None,
-        tls_cert=str(cfg.tls_cert) if cfg.tls_cert else None,
-        tls_key=str(cfg.tls_key) if cfg.tls_key else None,
-        timeout_s=min(cfg.request_timeout_s, 5.0),
-    )
+    target = server_target(daemon.config.inference)
+    if not target.model_id:
+        raise _bad("Set the model id on the Inference page first; the server publishes under it.", 409)
+    try:
+        prefix = service_keys(target).prefix
+    except ProtocolError as exc:
+        raise _bad(f"The model id, revision or service is not usable: {exc}") from None
     robot = RobotDescription(
         robot_type=daemon.config.robot.type,
         action_names=[f"{n}.pos" for n in daemon.arm.joint_names],
@@ -213,7 +236,7 @@ async def test_connection(request: Request) -> dict[str, Any]:
         task=daemon.task,
     )
     result = await run_in_threadpool(_web(request).probe.probe, target, robot)
-    return {"target": target.endpoint, "service": target.service, **result.as_dict()}
+    return {"target": target.endpoint, "service": prefix, **result.as_dict()}
 
 
 # -- robot ----------------------------------------------------------------------------------------------

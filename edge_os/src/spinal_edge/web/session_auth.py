@@ -6,8 +6,6 @@ check, so every `/api/v1/...` route accepts a bearer token (no CSRF) or a logged
 
 from __future__ import annotations
 
-import ipaddress
-
 from fastapi import HTTPException, Request, status
 from starlette.responses import Response
 
@@ -49,19 +47,11 @@ def check_session_csrf(request: Request, principal: Principal) -> None:
 
 
 def cookie_is_secure(request: Request, policy: str) -> bool:
-    """Whether the session cookie gets the Secure flag: always over HTTPS, and on loopback (browsers accept it
-    there); a device reached over plain HTTP on the LAN cannot keep a Secure cookie (see docs)."""
+    """Whether the session cookie gets the Secure flag: "auto" sets it whenever the page is reached over HTTPS.
+    Over plain HTTP (a device on the LAN before TLS is set up) a Secure cookie would never come back (see docs)."""
     if policy in ("always", "never"):
         return policy == "always"
-    if request.url.scheme == "https":
-        return True
-    host = (request.url.hostname or "").strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return request.url.scheme == "https"
 
 
 def set_session_cookie(

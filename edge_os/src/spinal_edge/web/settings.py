@@ -22,7 +22,7 @@ class WebSettings(BaseModel):
 
     enabled: bool = _field(True, "set it to true or false (false serves only the API)")
     cookie_secure: Literal["auto", "always", "never"] = _field(
-        "auto", 'set it to "auto" (Secure over HTTPS and on localhost), "always" or "never"'
+        "auto", 'set it to "auto" (Secure whenever the page is reached over HTTPS), "always" or "never"'
     )
     session_idle_minutes: int = _field(720, "set it between 5 and 10080 minutes", ge=5, le=10080)
     session_max_hours: int = _field(168, "set it between 1 and 720 hours", ge=1, le=720)

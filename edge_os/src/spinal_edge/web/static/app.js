@@ -130,6 +130,8 @@ function settingsPatch(form) {
   for (const input of $$("input[name], select[name]", form)) {
     let value = input.type === "checkbox" ? input.checked : input.value;
     if (input.type === "number") value = value === "" ? null : Number(value);
+    if (input.dataset.list !== undefined) value = value.split(",").map((v) => v.trim()).filter(Boolean);
+    if (value === "" && input.dataset.list === undefined && input.type !== "checkbox") value = null;
     const keys = input.name.split(".");
     let node = patch;
     for (const k of keys.slice(0, -1)) node = node[k] = node[k] || {};
