@@ -312,6 +312,9 @@ def jog(body: JogRequest, request: Request) -> dict[str, Any]:
     ranges = load_ranges(daemon.config.calibration_path(), names)
     if ranges is None:
         raise _bad("The arm is not calibrated; run the calibration wizard before jogging.", 409)
+    if callable(getattr(daemon.arm, "raw_positions", None)):
+        # The arm reports calibrated units and clamps targets to the calibrated range itself (so does the MCU).
+        ranges = [(-100.0, 100.0)] * len(names)
     state = daemon.arm.latest_state()
     if state is None:
         raise _bad("The arm reports no position; check the MCU link on the Status page.", 503)
