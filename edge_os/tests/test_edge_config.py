@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def test_empty_config_gives_the_device_defaults() -> None:
     assert config.data_dir == DEFAULT_DATA_DIR
     assert config.http.port == 8080
     assert config.loop.rate_hz == 30
-    assert config.inference.engine == "none"
+    assert config.inference.engine == "auto" and config.engine_kind() == "none"
     assert config.cameras == {}
 
 
@@ -128,3 +129,39 @@ def test_config_check_prints_the_one_sentence_error(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "[http] port = 0 is invalid" in lines[0] and "free TCP port" in lines[0]
+
+
+IMAGE_STYLE = """
+data_dir = "/var/lib/spinal"
+
+[http]
+host = "0.0.0.0"
+port = 8080
+
+[server]
+endpoints = ["tls/gpu.example.org:7447"]
+
+[server.tls]
+ca_file = "/var/lib/spinal/tls/ca.pem"
+cert_file = "/var/lib/spinal/tls/cert.pem"
+key_file = "/var/lib/spinal/tls/key.pem"
+"""
+
+
+def test_the_server_section_of_the_image_config_feeds_the_inference_client(tmp_path: Path) -> None:
+    config, _raw = load_config_file(_write(tmp_path, IMAGE_STYLE))
+    assert config.engine_kind() == "none", "no model chosen yet: no engine, the daemon still runs"
+    chosen = validate_config(
+        {**tomllib.loads(IMAGE_STYLE), "inference": {"model_id": "lerobot/act_so101", "task": "wave"}},
+        source="edge.toml",
+    )
+    assert chosen.engine_kind() == "remote"
+    options = chosen.inference_options()
+    assert options["endpoints"] == ["tls/gpu.example.org:7447"]
+    assert options["tls"]["root_ca_certificate"] == "/var/lib/spinal/tls/ca.pem"
+    assert options["task"] == "wave" and options["model_id"] == "lerobot/act_so101"
+
+
+def test_half_a_tls_setup_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\[server\] tls: .*set all three or none"):
+        load_config_file(_write(tmp_path, '[server.tls]\nca_file = "/x/ca.pem"\n'))

@@ -52,7 +52,7 @@ def make_cameras(config: EdgeConfig, arm: Arm) -> dict[str, CameraSource]:
 
 def make_engine(config: EdgeConfig, cameras: dict[str, CameraSource]) -> tuple[Any, Any]:
     """The inference engine and the loop's adapter over it, or (None, None) for `engine = "none"`."""
-    if config.inference.engine == "none":
+    if config.engine_kind() == "none":
         return None, None
     from spinal_edge.engine_policy import EnginePolicy, build_engine
 

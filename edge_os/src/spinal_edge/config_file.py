@@ -75,6 +75,9 @@ def _config_error(exc: ValidationError, source: str) -> ConfigError:
     problem = str(err["msg"]).removeprefix("Value error, ")
     value = err.get("input")
     shown = "" if isinstance(value, dict) or value is None else f" = {_short_repr(value)}"
+    if not loc:
+        # A check across sections names its fields itself.
+        return ConfigError(f"{source}: {problem}", source=source)
     fix = _fix_for(loc)
     # Section-level checks carry their own fix in the message ("...; set X or Y").
     message = (

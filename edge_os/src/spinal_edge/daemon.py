@@ -255,7 +255,7 @@ class EdgeDaemon:
         if self.policy is None:
             return {"engine": "none", "state": "off", "ready": False, "failed": False}
         stats = self.policy.status()
-        return {"engine": self.config.inference.engine, **stats}
+        return {"engine": self.config.engine_kind(), **stats}
 
     # -- settings changed at runtime -------------------------------------------------------------------------
 
@@ -268,8 +268,8 @@ class EdgeDaemon:
             self.recorder.settings = new.recording
         restart = [
             section
-            for section in ("http", "robot", "cameras", "inference", "log")
-            if getattr(new, section) != getattr(old, section) and section != "inference"
+            for section in ("http", "robot", "cameras", "log")
+            if getattr(new, section) != getattr(old, section)
         ]
         if _inference_changed(old, new):
             restart.append("inference")
@@ -281,6 +281,6 @@ class EdgeDaemon:
 
 
 def _inference_changed(old: EdgeConfig, new: EdgeConfig) -> bool:
-    a = old.inference.model_dump(exclude={"task"})
-    b = new.inference.model_dump(exclude={"task"})
+    a = {**old.inference_options(), "task": None, "engine": old.engine_kind()}
+    b = {**new.inference_options(), "task": None, "engine": new.engine_kind()}
     return a != b

@@ -168,7 +168,9 @@ class DemoCell:
     def start_rig(self) -> None:
         from spinal_hil.rig import SimulatedRig
 
-        self.rig = SimulatedRig(leader=self.leader, workdir=self.workdir / "rig").start()
+        rig_dir = self.workdir / "rig"
+        rig_dir.mkdir(parents=True, exist_ok=True)
+        self.rig = SimulatedRig(leader=self.leader, workdir=rig_dir).start()
 
     def start_server(self) -> None:
         argv = [
@@ -287,7 +289,7 @@ json_lines = true
     # -- helpers for people and tests ------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        return self.client.get("/api/v1/status").json()
+        return self.client.get("/api/status").json()
 
     def wait_status(
         self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60.0
@@ -389,11 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             cell.rig.drive_leader(lambda t: [2048 + 500 * math.sin(0.8 * t + i) for i in range(6)])
         print(f"  device page: {cell.url}")
         print(f"  API token:   {cell.token}")
-        print(f"  try:         curl -H 'Authorization: Bearer {cell.token}' {cell.url}/api/v1/status")
+        print(f"  try:         curl -H 'Authorization: Bearer {cell.token}' {cell.url}/api/status")
         print(f"  logs:        {cell.workdir}")
         recording = None
         if args.record is not None:
-            recording = cell.client.post("/api/v1/episode/start", json={"task": DEMO_TASK}).json()
+            recording = cell.client.post("/api/episode/start", json={"task": DEMO_TASK}).json()
             print(f"  recording:   episode {recording.get('episode_id')} for {args.record:g} s")
         print("  Ctrl-C stops everything.\n", flush=True)
         started = time.monotonic()
@@ -402,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.duration and elapsed >= args.duration:
                 break
             if recording is not None and elapsed >= args.record:
-                episode = cell.client.post("/api/v1/episode/stop").json()
+                episode = cell.client.post("/api/episode/stop").json()
                 print(
                     f"\r\033[Kspinal demo: episode {episode.get('episode_id')} kept: {episode.get('frames')} "
                     f"frames, {episode.get('duration_s')} s; pull it with: "

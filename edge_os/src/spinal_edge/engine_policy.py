@@ -11,7 +11,15 @@ from typing import Any
 import numpy as np
 
 from spinal_edge.control.ports import ActionOrigin, PolicyStep
-from spinal_edge.inference import InferenceEngine, RobotObservation
+from spinal_edge.errors import ConfigError
+from spinal_edge.inference import (
+    InferenceConfig,
+    InferenceEngine,
+    InferenceError,
+    RobotObservation,
+    RobotSpec,
+)
+from spinal_edge.settings import EdgeConfig
 
 
 class EnginePolicy:
@@ -44,3 +52,24 @@ class EnginePolicy:
 
     def status(self) -> dict[str, Any]:
         return self.engine.stats.as_dict()
+
+
+def build_engine(config: EdgeConfig, *, camera_names: tuple[str, ...]) -> InferenceEngine:
+    """The remote or local engine the config asks for (not started); raises ConfigError when it cannot."""
+    kind = config.engine_kind()
+    try:
+        settings = InferenceConfig.load(config.inference_options(), source="[inference]")
+        robot = RobotSpec(
+            action_names=tuple(f"{name}.pos" for name in config.robot.joint_names),
+            cameras=camera_names,
+            fps=config.loop.rate_hz,
+        )
+        if kind == "local":
+            from spinal_edge.inference.local import LocalEngine
+
+            return LocalEngine(settings, robot, model_path=config.inference.model_path)
+        from spinal_edge.inference.remote import RemoteEngine
+
+        return RemoteEngine(settings, robot)
+    except InferenceError as exc:
+        raise ConfigError(f"the {kind} inference engine cannot be built: {exc}", field="inference") from None

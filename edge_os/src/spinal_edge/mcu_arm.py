@@ -22,6 +22,8 @@ from spinal_edge.warnings_log import WarningLog
 
 log = logging.getLogger(__name__)
 
+_FIRMWARE_DEFAULT_RATE_HZ = 200
+
 
 class McuArm:
     """Follower (and leader) arm behind one MCU link. Every call returns at once; the driver's threads do I/O."""
@@ -33,6 +35,7 @@ class McuArm:
         *,
         leader_calibration: ArmCalibration | None = None,
         warnings: WarningLog | None = None,
+        torque_on_start: bool = True,
     ) -> None:
         self.link = link
         self.calibration = calibration
@@ -44,6 +47,7 @@ class McuArm:
         self._state_cache: tuple[McuState, ArmState] | None = None
         self._leader_cache: tuple[McuLeaderState, LeaderState] | None = None
         self.conversion_errors = 0
+        self.torque_on_start = torque_on_start
         link.add_event_listener(self._on_event)
 
     @classmethod
@@ -62,15 +66,25 @@ class McuArm:
                 f"{config.calibration_path()}: the calibration has joints {list(calibration.names)} but [robot] "
                 f"joint_names is {list(robot.joint_names)}; make them match"
             )
+        # STATE at about twice the control rate: fresh enough for every tick, and no more frames for the
+        # host to parse (each one is Python work competing with the control loop for the GIL).
+        mcu_rate = robot.mcu_rate_hz or _FIRMWARE_DEFAULT_RATE_HZ
         link_config = calibration.link_config(
             max_step=robot.max_step,
             leader=leader,
             leader_bus=robot.leader_bus,
             link_timeout_ms=robot.link_timeout_ms,
             rate_hz=robot.mcu_rate_hz,
+            state_every=max(1, int(mcu_rate // (2 * config.loop.rate_hz))),
         )
         link = McuLink(robot.mcu_port, link_config, baudrate=robot.baudrate)
-        return cls(link, calibration, leader_calibration=leader, warnings=warnings)
+        return cls(
+            link,
+            calibration,
+            leader_calibration=leader,
+            warnings=warnings,
+            torque_on_start=robot.torque_on_start,
+        )
 
     # -- Arm ------------------------------------------------------------------------------------------------
 
@@ -89,6 +103,9 @@ class McuArm:
     def start(self) -> None:
         # The driver connects, handshakes and reconnects on its own thread; the loop copes with no state yet.
         self.link.start()
+        if self.torque_on_start:
+            # Recorded as the driver's wish even before the link is up; it applies it after every handshake.
+            self.link.set_torque(True)
 
     def stop(self) -> None:
         self.hold()
@@ -96,8 +113,8 @@ class McuArm:
 
     def latest_state(self) -> ArmState | None:
         raw = self.link.latest_state
-        if raw is None:
-            return None
+        if raw is None or len(raw.joints) != len(self._joints):
+            return None  # before the MCU is configured its STATE carries no joints
         cache = self._state_cache
         if cache is not None and cache[0] is raw:
             return cache[1]
@@ -132,7 +149,7 @@ class McuArm:
     def hold(self) -> None:
         """Target the present position; a watchdog HOLD on the MCU is acknowledged so the arm stays put."""
         raw = self.link.latest_state
-        if raw is None:
+        if raw is None or len(raw.joints) != len(self._joints):
             return
         if raw.holding:
             self.link.acknowledge_hold()

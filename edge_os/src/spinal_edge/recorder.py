@@ -385,8 +385,8 @@ class EpisodeRecorder:
 
     def _write(self, item: _Frame | _CameraItem) -> None:
         writer = self._writer
-        if writer is None or item.token != self._recording_token:
-            return
+        if writer is None or item.token != self._token:
+            return  # offered for an episode that has ended
         try:
             if isinstance(item, _Frame):
                 t = item.t_mono_ns / 1e9 - writer.started_monotonic_s

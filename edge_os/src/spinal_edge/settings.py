@@ -57,6 +57,9 @@ class RobotSettings(_Section):
     )
     joint_names: tuple[str, ...] = _field(SO101_JOINTS, "list the joint names in servo-id order")
     leader: bool = _field(False, "set it to true when a leader arm is wired to the MCU")
+    torque_on_start: bool = _field(
+        True, "set it to true (hold the arm from start-up) or false (limp until asked)"
+    )
     leader_bus: int = _field(
         1, "set it to 1 (leader on the MCU's second bus) or 0 (same bus, other ids)", ge=0, le=1
     )
@@ -129,51 +132,66 @@ class CameraSettings(_Section):
     )
 
 
-class InferenceSettings(BaseModel):
-    """Where the policy runs: a remote `spinal-server` over Zenoh, a local model, or nothing.
+class ServerTlsSettings(_Section):
+    """mTLS to the inference server's router: PEM files (an empty string means not set)."""
 
-    Besides the fields here, the section takes the inference client's settings (`endpoints`, `model_id`,
-    `revision`, `key_root`, timeouts, `fallback`, `rtc` ...; see `spinal_edge.inference.InferenceConfig`),
-    validated by the client's own model when the engine is not "none".
+    ca_file: str = _field("", "set it to the CA certificate PEM file, or leave it empty")
+    cert_file: str = _field("", "set it to this device's certificate PEM file, or leave it empty")
+    key_file: str = _field("", "set it to this device's private-key PEM file, or leave it empty")
+
+    @model_validator(mode="after")
+    def _all_or_none(self) -> ServerTlsSettings:
+        given = [bool(self.ca_file), bool(self.cert_file), bool(self.key_file)]
+        if any(given) and not all(given):
+            raise ValueError(
+                "mutual TLS needs ca_file, cert_file and key_file together; set all three or none"
+            )
+        return self
+
+
+class ServerSettings(_Section):
+    """Where the inference server is (written by `spinal image configure` and the setup page)."""
+
+    endpoints: list[str] = _field([], 'list Zenoh endpoints such as ["tcp/192.168.1.10:7447"]')
+    tls: ServerTlsSettings = ServerTlsSettings()
+
+
+class InferenceSettings(BaseModel):
+    """What the policy is and where it runs: a remote `spinal-server`, a local model, or nothing.
+
+    Besides the fields here, the section takes the inference client's settings (`model_id`, `revision`,
+    `key_root`, timeouts, `fallback`, `rtc` ...; see `spinal_edge.inference.InferenceConfig`), validated by the
+    client's own model. `endpoints` and TLS default to `[server]`.
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    engine: Literal["remote", "local", "none"] = _field(
-        "none", 'set it to "remote" (spinal-server), "local" (a model on this device) or "none"'
+    engine: Literal["auto", "remote", "local", "none"] = _field(
+        "auto",
+        'set it to "auto" (remote once [server] endpoints and model_id are set), "remote", "local" or "none"',
     )
     task: str = _field("", "set it to the default task sentence sent with each observation", max_length=1000)
     model_path: Path | None = _field(None, "set it to the model manifest for the local engine, or remove it")
 
     @model_validator(mode="after")
-    def _engine_settings_are_valid(self) -> InferenceSettings:
+    def _local_needs_a_model(self) -> InferenceSettings:
         if self.engine == "local" and self.model_path is None:
             raise ValueError(
                 'engine = "local" needs a model; set model_path to the model file or use engine = "remote"'
             )
-        if self.engine != "none":
-            problem = engine_config_problem(self)
-            if problem:
-                raise ValueError(problem)
         return self
 
-    def engine_options(self) -> dict[str, Any]:
-        """The keys meant for the inference client (everything but engine and model_path), task included."""
-        options = dict(self.model_extra or {})
-        options["task"] = self.task
-        return options
 
-
-def engine_config_problem(settings: InferenceSettings) -> str:
-    """Why the inference client would refuse these settings, or "" (also "" while the client is not installed)."""
+def engine_config_problem(options: dict[str, Any]) -> str:
+    """Why the inference client would refuse `options`, or "" (also "" while the client is not installed)."""
     try:
         from spinal_edge.inference import InferenceConfig, InferenceError
     except ImportError:
         return ""
     try:
-        InferenceConfig.load(settings.engine_options(), source="[inference]")
+        InferenceConfig.load(options, source="[inference]")
     except InferenceError as exc:
-        return str(exc).removeprefix("[inference]: ")
+        return str(exc)
     return ""
 
 
@@ -210,6 +228,7 @@ class EdgeConfig(_Section):
     robot: RobotSettings = RobotSettings()
     loop: LoopSettings = LoopSettings()
     cameras: dict[str, CameraSettings] = _field({}, "name each camera [cameras.NAME] with a lowercase name")
+    server: ServerSettings = ServerSettings()
     inference: InferenceSettings = InferenceSettings()
     recording: RecordingSettings = RecordingSettings()
     log: LogSettings = LogSettings()
@@ -232,6 +251,38 @@ class EdgeConfig(_Section):
         if len(cameras) > 8:
             raise ValueError("more than 8 cameras are configured")
         return cameras
+
+    @model_validator(mode="after")
+    def _inference_settings_are_usable(self) -> EdgeConfig:
+        if self.engine_kind() != "none":
+            problem = engine_config_problem(self.inference_options())
+            if problem:
+                raise ValueError(problem)
+        return self
+
+    def engine_kind(self) -> Literal["remote", "local", "none"]:
+        """The engine to build: "auto" is remote once endpoints and a model id are configured."""
+        engine = self.inference.engine
+        if engine != "auto":
+            return engine
+        extras = self.inference.model_extra or {}
+        endpoints = extras.get("endpoints") or self.server.endpoints
+        return "remote" if endpoints and extras.get("model_id") else "none"
+
+    def inference_options(self) -> dict[str, Any]:
+        """The inference client's settings: `[inference]` extras, the task, and `[server]` as defaults."""
+        options = dict(self.inference.model_extra or {})
+        options["task"] = self.inference.task
+        if "endpoints" not in options and self.server.endpoints:
+            options["endpoints"] = list(self.server.endpoints)
+        tls = self.server.tls
+        if "tls" not in options and tls.ca_file:
+            options["tls"] = {
+                "root_ca_certificate": tls.ca_file,
+                "connect_certificate": tls.cert_file,
+                "connect_private_key": tls.key_file,
+            }
+        return options
 
     def token_path(self) -> Path:
         return self.http.token_file or self.data_dir / "api-token"

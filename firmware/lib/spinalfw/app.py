@@ -69,6 +69,7 @@ class Firmware:
     def __init__(self, hal, board="unix", rate_hz=200, scan_first=1, scan_last=12, bus_timeout_us=3000):
         self.hal = hal
         self.board = board
+        self.ticks_ms = time.ticks_ms  # the watchdog's clock; tests substitute a fake one
         self.link = LinkPort(hal.link)
         self.buses = [StsBus(hal.bus, bus_timeout_us)]
         if hal.leader_bus is not None:
@@ -109,7 +110,7 @@ class Firmware:
         self.estop = False
         self.estop_input = False
         self.link_timeout_ms = 200
-        self.last_rx_ms = time.ticks_ms()
+        self.last_rx_ms = self.ticks_ms()
         self.hold_after_ms = 0
         self.sticky = 0
         self.last_target_seq = 0
@@ -207,7 +208,7 @@ class Firmware:
         """One servo-loop iteration: link, e-stop, watchdog, goals, feedback, leader, state."""
         self.cold = False
         mem_before = gc.mem_alloc()
-        now_ms = time.ticks_ms()
+        now_ms = self.ticks_ms()
         link = self.link
         while link.poll():
             self.handle_frame(now_ms)
@@ -671,6 +672,8 @@ class Firmware:
 
     def _on_estop_clear(self, seq):
         t = proto.MSG_ESTOP_CLEAR
+        if self.hal.estop is not None:
+            self.estop_input = self.hal.estop.asserted()  # now, not as of the last tick
         if self.estop_input:
             self.error(seq, t, proto.ERR_ESTOP_INPUT, _M_ESTOP_INPUT)
             return

@@ -11,6 +11,7 @@ import logging
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
+
 from spinal_edge import __version__
 from spinal_edge.api.auth import AuthGate, BearerTokenAuth, require_principal
 from spinal_edge.api.routes import cameras, control, episode, settings, status
@@ -80,19 +81,7 @@ def create_app(daemon: EdgeDaemon, *, token: str, public_metrics: bool = False) 
 
 
 def _mount_episode_files(app: FastAPI, daemon: EdgeDaemon) -> None:
-    """The recorded episodes (list, download with ranges and checksums, delete): the dataset helper's router."""
-    try:
-        from spinal_edge.api.episodes import create_episodes_router
-    except ImportError:
-        log.warning("episode file endpoints are not available in this build")
-        return
-    app.include_router(
-        create_episodes_router(daemon.config.episodes_dir(), busy=lambda: _recording_id(daemon)),
-        prefix="/api/v1/episodes",
-        dependencies=[Depends(require_principal)],
-    )
+    """The recorded episodes (list, download with ranges and checksums, delete): `spinal_edge.api.episodes`."""
+    from spinal_edge.api.episodes import episodes_router
 
-
-def _recording_id(daemon: EdgeDaemon) -> str | None:
-    current = daemon.recorder.current() if daemon.recorder is not None else None
-    return None if current is None else current.episode_id
+    app.include_router(episodes_router(daemon.config.episodes_dir(), require_principal))

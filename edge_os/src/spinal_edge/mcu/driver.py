@@ -142,7 +142,8 @@ class _Session:
     def write(self, data: bytes) -> None:
         try:
             self.port.write(data)
-        except (OSError, serial.SerialException) as exc:
+        except (OSError, serial.SerialException, TypeError, AttributeError) as exc:
+            # pyserial raises TypeError/AttributeError when the port is closed under a blocked write.
             self.end(f"write failed: {exc}")
             raise McuNotConnected(f"MCU port write failed: {exc}") from exc
         self.last_write = time.monotonic()
@@ -654,8 +655,8 @@ class McuLink:
         with self._state_cond:
             self._latest_state = state
             self._state_cond.notify_all()
-        if previous is not None:
-            self._transitions(previous.flags, state.flags)
+        # With no earlier state the baseline is "no flags": a HOLD or e-stop already on is still reported.
+        self._transitions(previous.flags if previous is not None else StateFlag.NONE, state.flags)
         for listener in self._state_listeners:
             _call(listener, state)
 

@@ -101,10 +101,11 @@ def convert_recordings(
     started = time.monotonic()
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     video = options.video.resolved()
+    episode_dirs = find_recordings(raw_dir)
     _prepare_output(out_dir, options.overwrite)
     outcomes: dict[str, EpisodeOutcome] = {}
     candidates: list[tuple[Path, EpisodeMetadata]] = []
-    for episode_dir in find_recordings(raw_dir):
+    for episode_dir in episode_dirs:
         try:
             meta = load_metadata(episode_dir)
         except RecordingError as exc:

@@ -279,6 +279,7 @@ def _check_episodes(reader: DatasetReader, report: ValidationReport, tasks: list
         report.add("info.splits", layout.INFO_PATH, f"splits.train should be {expected_split!r}")
     fps = reader.fps
     position = 0
+    missing_files: dict[Path, list[int]] = {}
     for ep in episodes:
         name = f"episode {ep['episode_index']}"
         length, lo, hi = ep["length"], ep["dataset_from_index"], ep["dataset_to_index"]
@@ -298,18 +299,9 @@ def _check_episodes(reader: DatasetReader, report: ValidationReport, tasks: list
         ep_tasks = ep["tasks"] or []
         if not ep_tasks or any(t not in tasks for t in ep_tasks):
             report.add("episodes.tasks", name, f"tasks {ep_tasks} are not all in meta/tasks.parquet")
-        if not reader.data_path(ep).is_file():
-            report.add(
-                "episodes.data_file",
-                name,
-                f"its data file {reader.data_path(ep).relative_to(reader.root)} is missing",
-            )
+        missing_files.setdefault(reader.data_path(ep), []).append(ep["episode_index"])
         for key in reader.video_keys:
-            path = reader.video_path(ep, key)
-            if not path.is_file():
-                report.add(
-                    "episodes.video_file", name, f"its video file {path.relative_to(reader.root)} is missing"
-                )
+            missing_files.setdefault(reader.video_path(ep, key), []).append(ep["episode_index"])
             start, end = ep[f"videos/{key}/from_timestamp"], ep[f"videos/{key}/to_timestamp"]
             if abs((end - start) - length / fps) > 1e-3:
                 report.add(
@@ -317,6 +309,15 @@ def _check_episodes(reader: DatasetReader, report: ValidationReport, tasks: list
                     name,
                     f"{key} spans {start:.4f}-{end:.4f} s, which is not {length} frames at {fps} fps",
                 )
+    for path, users in missing_files.items():
+        if not path.is_file():
+            kind = "episodes.video_file" if path.suffix == ".mp4" else "episodes.data_file"
+            listed = ", ".join(map(str, users[:5])) + (" ..." if len(users) > 5 else "")
+            report.add(
+                kind,
+                str(path.relative_to(reader.root)),
+                f"is missing but episode(s) {listed} point to it; copy the dataset again",
+            )
     if position != reader.info["total_frames"]:
         report.add(
             "episodes.total_frames",
@@ -504,7 +505,7 @@ def _check_videos(
             by_file.setdefault(reader.video_path(ep, key), []).append(ep)
         for path, eps in sorted(by_file.items()):
             if not path.is_file():
-                continue  # already reported per episode
+                continue  # reported once with the episodes that point to it
             rel = str(path.relative_to(reader.root))
             try:
                 packets = packet_times(path)
@@ -549,29 +550,9 @@ def _check_videos(
                         f"{key} frame times are off by up to {worst:.6f} s from from_timestamp + frame_index / fps "
                         f"(LeRobot's tolerance is {tolerance} s)",
                     )
-                if decode:
-                    _decode_episode(
-                        path,
-                        rel,
-                        ep,
-                        key,
-                        fps,
-                        tolerance,
-                        report,
-                        (info["video.height"], info["video.width"]),
-                    )
-                else:
-                    _decode_episode(
-                        path,
-                        rel,
-                        ep,
-                        key,
-                        fps,
-                        tolerance,
-                        report,
-                        (info["video.height"], info["video.width"]),
-                        limit=1,
-                    )
+                # Without --decode only each episode's first frame is decoded (cheap, catches broken streams).
+                size = (info["video.height"], info["video.width"])
+                _decode_episode(path, rel, ep, key, fps, tolerance, report, size, limit=None if decode else 1)
     report.checked["video_files"] = sum(
         len({reader.video_path(ep, key) for ep in episodes}) for key in reader.video_keys
     )

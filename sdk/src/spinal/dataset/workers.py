@@ -1,6 +1,6 @@
 """Parallel episode conversion in worker processes that speak JSON lines over stdin/stdout (no pickle).
 
-`EpisodeWorkerPool` is used by `spinal.dataset.convert`; `python -m spinal.dataset.workers` is one worker.
+`EpisodeWorkerPool` is used by `spinal.dataset.convert`; each worker runs `spinal.dataset.episode_worker`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TextIO
+from typing import Any
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 _STOP = object()
@@ -78,7 +78,7 @@ class EpisodeWorkerPool:
 
 def _start_worker() -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "spinal.dataset.workers"],
+        [sys.executable, "-m", "spinal.dataset.episode_worker"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -105,34 +105,3 @@ def _run_job(process: subprocess.Popen, job: dict[str, Any], on_event: ProgressC
         "episode_id": episode,
         "error": f"the worker converting {episode} crashed (exit {code})",
     }
-
-
-def _serve(stdin: TextIO, out: TextIO) -> None:
-    from spinal.dataset.episode_job import convert_episode
-
-    def emit(message: dict[str, Any]) -> None:
-        out.write(json.dumps(message) + "\n")
-        out.flush()
-
-    for line in stdin:
-        job = json.loads(line)
-        try:
-            result = convert_episode(job, emit)
-        except Exception as exc:  # report, keep serving: one bad episode must not stop the others
-            result = {
-                "ok": False,
-                "episode_id": os.path.basename(str(job.get("episode_dir", ""))),
-                "error": f"unexpected {type(exc).__name__}: {exc}",
-            }
-        emit({"event": "result", "result": result})
-
-
-def main() -> None:
-    # The protocol owns the real stdout; anything a C library prints goes to stderr instead.
-    protocol = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    _serve(sys.stdin, protocol)
-
-
-if __name__ == "__main__":
-    main()

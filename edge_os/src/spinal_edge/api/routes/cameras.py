@@ -6,12 +6,13 @@ import dataclasses
 import time
 
 from fastapi import APIRouter, Depends, HTTPException, Response
+
 from spinal_edge.api.auth import require_principal
 from spinal_edge.api.deps import get_daemon
 from spinal_edge.api.models import CameraStatus, ErrorBody
 from spinal_edge.daemon import EdgeDaemon
 
-router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"], dependencies=[Depends(require_principal)])
+router = APIRouter(prefix="/api/cameras", tags=["cameras"], dependencies=[Depends(require_principal)])
 
 
 @router.get("", response_model=list[CameraStatus])
@@ -31,7 +32,7 @@ def cameras(daemon: EdgeDaemon = Depends(get_daemon)) -> list[dict]:
 def snapshot(name: str, daemon: EdgeDaemon = Depends(get_daemon)) -> Response:
     """The camera's latest JPEG; headers X-Frame-Index and X-Frame-Age-Ms say which and how old."""
     if name not in daemon.cameras:
-        raise HTTPException(404, f"there is no camera named {name!r}; GET /api/v1/cameras lists them")
+        raise HTTPException(404, f"there is no camera named {name!r}; GET /api/cameras lists them")
     frame = daemon.snapshot(name)
     if frame is None:
         raise HTTPException(503, f"camera {name!r} has not delivered a frame yet; check its status")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
+
 from spinal_edge.api.auth import require_principal
 from spinal_edge.api.deps import get_daemon
 from spinal_edge.api.models import (
@@ -15,7 +16,7 @@ from spinal_edge.api.models import (
 )
 from spinal_edge.daemon import EdgeDaemon
 
-router = APIRouter(prefix="/api/v1", tags=["control"], dependencies=[Depends(require_principal)])
+router = APIRouter(prefix="/api", tags=["control"], dependencies=[Depends(require_principal)])
 
 
 @router.get("/mode", response_model=ModeResponse)

@@ -1,15 +1,16 @@
-"""The current episode: start, stop, discard, reset (the recorded episodes live under /api/v1/episodes)."""
+"""The current episode: start, stop, discard, reset (the recorded episodes live under /api/episodes)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, status
+
 from spinal_edge.api.auth import require_principal
 from spinal_edge.api.deps import get_daemon
 from spinal_edge.api.models import Episode, EpisodeResetResponse, EpisodeStartRequest, EpisodeState, ErrorBody
 from spinal_edge.daemon import EdgeDaemon
 from spinal_edge.errors import ModeError
 
-router = APIRouter(prefix="/api/v1/episode", tags=["episode"], dependencies=[Depends(require_principal)])
+router = APIRouter(prefix="/api/episode", tags=["episode"], dependencies=[Depends(require_principal)])
 
 _CONFLICT = {409: {"model": ErrorBody, "description": "the recorder's state does not allow this now"}}
 
@@ -42,7 +43,7 @@ def start(body: EpisodeStartRequest | None = None, daemon: EdgeDaemon = Depends(
 
 @router.post("/stop", response_model=Episode, responses=_CONFLICT)
 def stop(daemon: EdgeDaemon = Depends(get_daemon)) -> Episode:
-    """Finish the episode and keep it (it appears under /api/v1/episodes)."""
+    """Finish the episode and keep it (it appears under /api/episodes)."""
     return Episode(**daemon.stop_episode().__dict__)
 
 

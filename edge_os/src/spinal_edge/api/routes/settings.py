@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends
+
 from spinal_edge.api.auth import require_principal
 from spinal_edge.api.deps import get_daemon
 from spinal_edge.api.models import ErrorBody, SettingsView
 from spinal_edge.daemon import EdgeDaemon
 
-router = APIRouter(prefix="/api/v1/settings", tags=["settings"], dependencies=[Depends(require_principal)])
+router = APIRouter(prefix="/api/settings", tags=["settings"], dependencies=[Depends(require_principal)])
 
 
 def _view(daemon: EdgeDaemon) -> SettingsView:

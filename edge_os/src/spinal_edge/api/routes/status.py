@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
 from spinal_edge import __version__
 from spinal_edge.api.auth import require_principal
 from spinal_edge.api.deps import get_daemon
@@ -12,7 +13,7 @@ from spinal_edge.api.models import Health, Status
 from spinal_edge.daemon import EdgeDaemon
 
 health_router = APIRouter(tags=["health"])
-router = APIRouter(prefix="/api/v1", tags=["status"], dependencies=[Depends(require_principal)])
+router = APIRouter(prefix="/api", tags=["status"], dependencies=[Depends(require_principal)])
 
 
 @health_router.get("/healthz", response_model=Health, responses={503: {"model": Health}})

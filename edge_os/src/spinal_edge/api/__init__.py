@@ -1,0 +1,1 @@
+"""The device's HTTP API: routers the spinal-edge FastAPI app mounts (episodes, ...)."""
