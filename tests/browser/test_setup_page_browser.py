@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -12,6 +15,12 @@ from spinal.protocol.messages import Status
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _number(page, selector: str) -> float:
@@ -131,7 +140,7 @@ def test_recording_start_stop_lists_and_downloads_the_episode(device, page, tmp_
         "() => document.querySelector('[data-live=\"recorder.state\"]').textContent === 'recording'"
     )
     time.sleep(1.0)  # record about a second of frames
-    page.click("button:has-text('Stop')")
+    page.click("#rec-stop")
     row = page.locator("#episodes tbody tr[data-episode]").first
     row.wait_for()
     assert "wave at the camera" in row.inner_text()
@@ -160,9 +169,75 @@ def _status(action_names, cameras, state_dim) -> Status:
     )
 
 
+def test_test_connection_against_spinal_server_demo(device, page, login, snap, tmp_path):
+    port, health = free_port(), free_port()
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log_file:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "spinal_server",
+                "--demo",
+                "--listen",
+                f"tcp/127.0.0.1:{port}",
+                "--health-port",
+                str(health),
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        match = None
+        while match is None and time.monotonic() < deadline and server.poll() is None:
+            match = re.search(
+                r"status at (@[^/\s]+)/([^/\s]+)/([^/\s]+)/([^/\s]+)/status", log_path.read_text()
+            )
+            time.sleep(0.2)
+        assert match, f"spinal-server --demo did not start:\n{log_path.read_text()[-2000:]}"
+        root, model, revision, task = match.groups()
+        patch = {
+            "endpoints": [f"tcp/127.0.0.1:{port}"],
+            "key_root": root,
+            "model_id": model,
+            "revision": revision,
+            "service": task,
+        }
+        assert device.client.patch("/api/settings", json={"inference": patch}).status_code == 200
+        login(page, device)
+        page.goto(device.url + "/inference")
+        deadline = time.monotonic() + 60
+        while True:  # the server answers once its model is warm
+            page.click("#test-connection")
+            page.wait_for_selector("#probe-result:not([hidden])")
+            page.wait_for_function("() => !document.querySelector('#test-connection').disabled")
+            if "probe ok" in page.get_attribute("#probe-result", "class") or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+        caps = page.inner_text("#probe-caps")
+        assert "probe ok" in page.get_attribute("#probe-result", "class"), page.inner_text("#probe-result")
+        assert model in caps and "shoulder_pan" in caps
+        snap(page, "05-connection-spinal-server-demo")
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+
+
 def test_test_connection_shows_capabilities_then_the_exact_mismatch(
     device, page, policy_port, login, snap, policy_server
 ):
+    stand_in = {
+        "endpoints": [f"tcp/127.0.0.1:{policy_port}"],
+        "key_root": "@lerobot",
+        "model_id": "so101-demo",
+    }
+    stand_in.update(revision="main", service="default")
+    assert device.client.patch("/api/settings", json={"inference": stand_in}).status_code == 200
     login(page, device)
     page.goto(device.url + "/inference")
     server = policy_server(policy_port, _status([f"{j}.pos" for j in JOINTS], ["front"], 6))
@@ -185,9 +260,9 @@ def test_test_connection_shows_capabilities_then_the_exact_mismatch(
 def test_auth_and_csrf_are_enforced_for_the_browser(device, page, browser, login, snap):
     login(page, device)
     # The page's own script sends the CSRF token; a request without it is refused even with the session cookie.
-    refused = page.evaluate("() => fetch('/api/v1/hold', {method: 'POST'}).then((r) => r.status)")
+    refused = page.evaluate("() => fetch('/api/hold', {method: 'POST'}).then((r) => r.status)")
     accepted = page.evaluate(
-        "() => fetch('/api/v1/hold', {method: 'POST', headers: {'X-CSRF-Token':"
+        "() => fetch('/api/hold', {method: 'POST', headers: {'X-CSRF-Token':"
         " document.querySelector('meta[name=csrf-token]').content}}).then((r) => r.status)"
     )
     assert (refused, accepted) == (403, 200)
@@ -196,6 +271,6 @@ def test_auth_and_csrf_are_enforced_for_the_browser(device, page, browser, login
         other = stranger.new_page()
         other.goto(device.url + "/system")
         assert other.url.endswith("/login")
-        assert other.evaluate("() => fetch('/api/v1/status').then((r) => r.status)") == 401
+        assert other.evaluate("() => fetch('/api/status').then((r) => r.status)") == 401
     finally:
         stranger.close()

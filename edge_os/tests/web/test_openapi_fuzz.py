@@ -29,7 +29,7 @@ def fuzzed_device(tmp_path_factory):
 
 SKIPPED = {
     # Reaches out to a policy server with a timeout per example; covered by the browser test.
-    "/api/v1/inference/test",
+    "/api/inference/test",
 }
 
 

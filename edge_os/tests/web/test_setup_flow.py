@@ -86,20 +86,20 @@ def test_setup_form_without_its_csrf_token_is_refused(served_device):
 
 def test_device_api_accepts_token_or_session_and_enforces_csrf_for_sessions(served_device):
     anonymous = served_device.anonymous
-    assert anonymous.get("/api/v1/status").status_code == 401
-    assert anonymous.post("/api/v1/hold").status_code == 401
-    assert served_device.client.post("/api/v1/hold").status_code == 200  # bearer: no CSRF needed
+    assert anonymous.get("/api/status").status_code == 401
+    assert anonymous.post("/api/hold").status_code == 401
+    assert served_device.client.post("/api/hold").status_code == 200  # bearer: no CSRF needed
     with _browser(served_device) as browser:
         token = _set_up(served_device, browser)
-        assert browser.get("/api/v1/status").json()["mode"] == "idle"
-        assert browser.post("/api/v1/hold").status_code == 403
-        assert browser.post("/api/v1/hold", headers={"X-CSRF-Token": "nope"}).status_code == 403
-        assert browser.post("/api/v1/hold", headers={"X-CSRF-Token": token}).status_code == 200
-        cross = browser.post("/api/v1/hold", headers={"X-CSRF-Token": token, "Origin": "http://evil.example"})
+        assert browser.get("/api/status").json()["mode"] == "idle"
+        assert browser.post("/api/hold").status_code == 403
+        assert browser.post("/api/hold", headers={"X-CSRF-Token": "nope"}).status_code == 403
+        assert browser.post("/api/hold", headers={"X-CSRF-Token": token}).status_code == 200
+        cross = browser.post("/api/hold", headers={"X-CSRF-Token": token, "Origin": "http://evil.example"})
         assert cross.status_code == 403
         logout = browser.post("/logout", data={"csrf_token": token})
         assert logout.status_code == 303
-        assert browser.get("/api/v1/status").status_code == 401
+        assert browser.get("/api/status").status_code == 401
         assert browser.get("/status").headers["location"] == "/login"
 
 
@@ -149,11 +149,11 @@ def test_bad_setting_is_refused_and_the_previous_one_stays(served_device):
     with _browser(served_device) as browser:
         token = _set_up(served_device, browser)
         headers = {"X-CSRF-Token": token}
-        bad = browser.patch("/api/v1/settings", json={"loop": {"rate_hz": 5000}}, headers=headers)
+        bad = browser.patch("/api/settings", json={"loop": {"rate_hz": 5000}}, headers=headers)
         assert bad.status_code == 422 and "rate_hz" in bad.text
         assert served_device.daemon.config.loop.rate_hz == 30.0
         good = browser.patch(
-            "/api/v1/settings", json={"inference": {"task": "stack the cubes"}}, headers=headers
+            "/api/settings", json={"inference": {"task": "stack the cubes"}}, headers=headers
         )
         assert good.status_code == 200
         assert served_device.daemon.config.inference.task == "stack the cubes"
@@ -163,15 +163,15 @@ def test_tls_upload_validates_and_points_settings_at_private_files(served_device
     pems = pem_factory()
     client = served_device.client
     mismatch = client.post(
-        "/api/v1/inference/tls",
+        "/api/inference/tls",
         json={"ca_pem": pems.ca.decode(), "cert_pem": pems.cert.decode(), "key_pem": pems.other_key.decode()},
     )
     assert mismatch.status_code == 422 and "does not belong" in mismatch.json()["detail"]
     assert "tls" not in (served_device.daemon.config.inference.model_extra or {})
-    only_ca = client.post("/api/v1/inference/tls", json={"ca_pem": pems.ca.decode()})
+    only_ca = client.post("/api/inference/tls", json={"ca_pem": pems.ca.decode()})
     assert only_ca.status_code == 422 and "all three" in only_ca.json()["detail"]
     ok = client.post(
-        "/api/v1/inference/tls",
+        "/api/inference/tls",
         json={"ca_pem": pems.ca.decode(), "cert_pem": pems.cert.decode(), "key_pem": pems.key.decode()},
     )
     assert ok.status_code == 200, ok.text
@@ -184,7 +184,7 @@ def test_tls_upload_validates_and_points_settings_at_private_files(served_device
 
 def _seen(client: httpx.Client, index: int, bound: str, value: float) -> bool:
     """The wizard has seen joint `index` reach `value` as its `bound` ("low" or "high")."""
-    joint = client.get("/api/v1/robot/calibration").json()["joints"][index]
+    joint = client.get("/api/robot/calibration").json()["joints"][index]
     return joint[bound] is not None and abs(joint[bound] - value) < 0.5
 
 
@@ -192,11 +192,11 @@ def test_calibration_wizard_records_each_joint_and_jog_stays_within_range(served
     client, arm, daemon = served_device.client, served_device.daemon.arm, served_device.daemon
     names = daemon.arm.joint_names
     assert (
-        client.post("/api/v1/robot/jog", json={"joint": names[0], "delta": 5}).status_code == 409
+        client.post("/api/robot/jog", json={"joint": names[0], "delta": 5}).status_code == 409
     )  # uncalibrated
-    view = client.post("/api/v1/robot/calibration", json={"action": "start"}).json()
+    view = client.post("/api/robot/calibration", json={"action": "start"}).json()
     assert view["active"] and view["current"] == names[0] and arm.torque is False
-    early = client.post("/api/v1/robot/calibration", json={"action": "record", "joint": names[0]})
+    early = client.post("/api/robot/calibration", json={"action": "record", "joint": names[0]})
     assert early.status_code == 409 and "did not move" in early.json()["detail"]
     arm.set_torque(True)  # stands in for a hand moving the joint: the simulated arm moves only under torque
     for index, name in enumerate(names):
@@ -207,19 +207,19 @@ def test_calibration_wizard_records_each_joint_and_jog_stays_within_range(served
             bound = "high" if target > 0 else "low"
             wait_for(lambda i=index, b=bound, t=target: _seen(client, i, b, t))
         assert (
-            client.post("/api/v1/robot/calibration", json={"action": "record", "joint": name}).status_code
+            client.post("/api/robot/calibration", json={"action": "record", "joint": name}).status_code
             == 200
         )
-    saved = client.post("/api/v1/robot/calibration", json={"action": "save"}).json()
+    saved = client.post("/api/robot/calibration", json={"action": "save"}).json()
     data = json.loads(daemon.config.calibration_path().read_text())
     assert saved["saved_to"] == str(daemon.config.calibration_path())
     assert data[names[2]]["range_min"] == -42 and data[names[2]]["range_max"] == 62
     assert data[names[0]]["id"] == 1
     arm.send_targets([0.0] * len(names))
     wait_for(lambda: abs(float(arm.latest_state().positions[0])) < 0.5)
-    jog = client.post("/api/v1/robot/jog", json={"joint": names[0], "delta": 500})
+    jog = client.post("/api/robot/jog", json={"joint": names[0], "delta": 500})
     assert jog.status_code == 200 and jog.json()["target"] == 60.0  # clamped to the calibrated max
-    assert client.post("/api/v1/robot/jog", json={"joint": "elbow", "delta": 1}).status_code == 404
+    assert client.post("/api/robot/jog", json={"joint": "elbow", "delta": 1}).status_code == 404
 
 
 def test_factory_reset_forgets_the_password_and_makes_a_new_setup_code(served_device):
@@ -228,11 +228,11 @@ def test_factory_reset_forgets_the_password_and_makes_a_new_setup_code(served_de
         token = _set_up(served_device, browser)
         old_code = web.setup_code.read()
         refused = browser.post(
-            "/api/v1/system/factory-reset", json={"confirm": "yes"}, headers={"X-CSRF-Token": token}
+            "/api/system/factory-reset", json={"confirm": "yes"}, headers={"X-CSRF-Token": token}
         )
         assert refused.status_code == 422 and web.account.is_set()
         r = browser.post(
-            "/api/v1/system/factory-reset", json={"confirm": "factory reset"}, headers={"X-CSRF-Token": token}
+            "/api/system/factory-reset", json={"confirm": "factory reset"}, headers={"X-CSRF-Token": token}
         )
         assert r.status_code == 202
         assert not web.account.is_set()
@@ -250,7 +250,7 @@ def test_every_page_renders_for_a_logged_in_browser(served_device):
             assert 'id="estop"' in r.text, page
 
 
-@pytest.mark.parametrize("path", ["/api/v1/network", "/api/v1/system", "/api/v1/robot/scan"])
+@pytest.mark.parametrize("path", ["/api/network", "/api/system", "/api/robot/scan"])
 def test_page_endpoints_need_auth(served_device, path):
     assert served_device.anonymous.get(path).status_code == 401
     assert served_device.client.get(path).status_code == 200

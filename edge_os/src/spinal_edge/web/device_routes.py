@@ -1,6 +1,6 @@
 """Device API endpoints the setup page adds: network, TLS upload, connection test, robot bench, system.
 
-Under `/api/v1/...` like the daemon's own routes and behind the same gate: a bearer token, or a logged-in
+Under `/api/...` like the daemon's own routes and behind the same gate: a bearer token, or a logged-in
 browser session with its CSRF token.
 """
 
@@ -30,7 +30,7 @@ from spinal_edge.web.state import SetupPageState
 from spinal_edge.web.tls_bundle import TLS_DIR, store_tls_bundle, validate_tls_bundle
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_principal)])
+router = APIRouter(prefix="/api", dependencies=[Depends(require_principal)])
 
 
 class _Body(BaseModel):

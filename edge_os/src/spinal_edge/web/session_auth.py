@@ -1,7 +1,7 @@
 """The setup page's side of the device API's auth gate: the session cookie as a credential, and its CSRF check.
 
 `mount_setup_page` adds `SessionAuth` to `app.state.auth` and installs `check_session_csrf` as the gate's CSRF
-check, so every `/api/v1/...` route accepts a bearer token (no CSRF) or a logged-in browser (CSRF enforced).
+check, so every `/api/...` route accepts a bearer token (no CSRF) or a logged-in browser (CSRF enforced).
 """
 
 from __future__ import annotations

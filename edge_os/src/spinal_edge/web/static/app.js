@@ -97,7 +97,7 @@ function startEvents() {
 
 function refreshSnapshots() {
   for (const img of $$("img[data-snapshot]")) {
-    const url = `/api/v1/cameras/${encodeURIComponent(img.dataset.snapshot)}/snapshot?t=${Date.now()}`;
+    const url = `/api/cameras/${encodeURIComponent(img.dataset.snapshot)}/snapshot?t=${Date.now()}`;
     const next = new Image();
     next.onload = () => { img.src = next.src; };
     next.src = url;
@@ -144,7 +144,7 @@ for (const form of $$("form[data-settings-form]")) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
-      await api("PATCH", "/api/v1/settings", settingsPatch(form));
+      await api("PATCH", "/api/settings", settingsPatch(form));
       flash("Saved. The previous settings stay in force if a value is refused.");
     } catch (error) {
       flash(`Not saved: ${error.message}`, "error");
@@ -165,7 +165,7 @@ async function loadEpisodes() {
   if (!table) return;
   let data;
   try {
-    data = await api("GET", "/api/v1/episodes");
+    data = await api("GET", "/api/episodes");
   } catch (error) {
     table.replaceChildren(el("tr", {}, el("td", { colspan: "6", class: "error", text: error.message })));
     return;
@@ -176,7 +176,7 @@ async function loadEpisodes() {
   for (const ep of episodes) {
     const links = el("td", { class: "files" });
     for (const f of ep.files || []) {
-      const a = el("a", { href: `/api/v1/episodes/${encodeURIComponent(ep.id)}/files/${encodeURIComponent(f.name)}`, download: `${ep.id}-${f.name}`, text: f.name });
+      const a = el("a", { href: `/api/episodes/${encodeURIComponent(ep.id)}/files/${encodeURIComponent(f.name)}`, download: `${ep.id}-${f.name}`, text: f.name });
       links.append(a, " ");
     }
     const del = el("button", { class: "small", "data-delete": ep.id, text: "Delete" });
@@ -195,7 +195,7 @@ function setupRecording() {
   loadEpisodes();
   $("#rec-start").addEventListener("click", async () => {
     try {
-      const ep = await api("POST", "/api/v1/episode/start", { task: $("#task").value });
+      const ep = await api("POST", "/api/episode/start", { task: $("#task").value });
       flash(`Recording ${ep.episode_id}`);
     } catch (error) { flash(error.message, "error"); }
   });
@@ -204,7 +204,7 @@ function setupRecording() {
     if (!button) return;
     if (!window.confirm(`Delete episode ${button.dataset.delete} from the device?`)) return;
     try {
-      await api("DELETE", `/api/v1/episodes/${encodeURIComponent(button.dataset.delete)}`);
+      await api("DELETE", `/api/episodes/${encodeURIComponent(button.dataset.delete)}`);
       flash("Episode deleted");
       loadEpisodes();
     } catch (error) { flash(error.message, "error"); }
@@ -244,14 +244,14 @@ function renderWizard(view) {
 let wizardTimer = null;
 async function pollWizard() {
   try {
-    const view = renderWizard(await api("GET", "/api/v1/robot/calibration"));
+    const view = renderWizard(await api("GET", "/api/robot/calibration"));
     if (!view.active) { clearInterval(wizardTimer); wizardTimer = null; }
   } catch (error) { flash(error.message, "error"); }
 }
 
 async function wizardStep(action, extra = {}) {
   try {
-    const view = renderWizard(await api("POST", "/api/v1/robot/calibration", { action, ...extra }));
+    const view = renderWizard(await api("POST", "/api/robot/calibration", { action, ...extra }));
     if (view.saved_to) flash(`Calibration saved to ${view.saved_to}`);
     if (view.active && !wizardTimer) wizardTimer = setInterval(pollWizard, 250);
     await pollWizard();
@@ -269,7 +269,7 @@ function setupRobot() {
   pollWizard();
   $("#scan").addEventListener("click", async () => {
     try {
-      const result = await api("GET", "/api/v1/robot/scan");
+      const result = await api("GET", "/api/robot/scan");
       const body = $("#scan-result tbody");
       body.replaceChildren();
       for (const s of result.servos) {
@@ -288,7 +288,7 @@ function setupInference() {
     button.disabled = true;
     button.textContent = "Testing…";
     try {
-      const result = await api("POST", "/api/v1/inference/test");
+      const result = await api("POST", "/api/inference/test");
       const box = $("#probe-result");
       box.hidden = false;
       box.className = "probe " + (result.ok ? "ok" : "bad");
@@ -319,7 +319,7 @@ function setupInference() {
     }
     const out = $("#tls-result");
     try {
-      const result = await api("POST", "/api/v1/inference/tls", body);
+      const result = await api("POST", "/api/inference/tls", body);
       const names = [...result.ca, ...result.certificate].map((c) => c.subject).join(", ");
       out.className = "notice";
       out.textContent = `Stored: ${names}${result.key_type ? " (key " + result.key_type + ")" : ""}. ${result.warnings.join(" ")}`;
@@ -333,7 +333,7 @@ function setupInference() {
 // -- network ----------------------------------------------------------------------------------------
 async function loadNetwork() {
   try {
-    const state = await api("GET", "/api/v1/network");
+    const state = await api("GET", "/api/network");
     $("#hostname").textContent = state.hostname;
     const list = $("#connections");
     list.replaceChildren();
@@ -352,7 +352,7 @@ async function loadNetwork() {
 
 async function loadWifi(rescan) {
   try {
-    const nets = await api("GET", `/api/v1/network/wifi?rescan=${rescan ? "true" : "false"}`);
+    const nets = await api("GET", `/api/network/wifi?rescan=${rescan ? "true" : "false"}`);
     $("#ssids").replaceChildren(...nets.map((n) => el("option", { value: n.ssid })));
     $("#wifi-list").replaceChildren(...nets.map((n) => el("li", { text: `${n.in_use ? "● " : ""}${n.ssid} · ${n.signal}% · ${n.security || "open"}` })));
   } catch (error) { flash(error.message, "error"); }
@@ -367,7 +367,7 @@ function setupNetwork() {
     event.preventDefault();
     const form = event.currentTarget;
     try {
-      await api("POST", "/api/v1/network/wifi", { ssid: form.ssid.value, password: form.password.value, hidden: form.hidden.checked });
+      await api("POST", "/api/network/wifi", { ssid: form.ssid.value, password: form.password.value, hidden: form.hidden.checked });
       flash(`Joining ${form.ssid.value}… if this page stops answering, reconnect to the same network as the robot.`);
       form.password.value = "";
       setTimeout(loadNetwork, 3000);
@@ -376,7 +376,7 @@ function setupNetwork() {
   $("#hostname-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
-      const result = await api("PUT", "/api/v1/network/hostname", { hostname: event.currentTarget.hostname.value });
+      const result = await api("PUT", "/api/network/hostname", { hostname: event.currentTarget.hostname.value });
       flash(`Hostname is now ${result.hostname}`);
       loadNetwork();
     } catch (error) { flash(error.message, "error"); }
@@ -390,7 +390,7 @@ function setupSystem() {
     const form = event.currentTarget;
     if (!window.confirm("Factory reset now? This cannot be undone.")) return;
     try {
-      await api("POST", "/api/v1/system/factory-reset", { confirm: form.confirm.value, delete_recordings: form.delete_recordings.checked });
+      await api("POST", "/api/system/factory-reset", { confirm: form.confirm.value, delete_recordings: form.delete_recordings.checked });
       flash("Reset. The device restarts and asks for its new setup code.");
       setTimeout(() => { window.location.href = "/setup"; }, 1500);
     } catch (error) { flash(error.message, "error"); }
