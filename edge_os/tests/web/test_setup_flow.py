@@ -207,8 +207,7 @@ def test_calibration_wizard_records_each_joint_and_jog_stays_within_range(served
             bound = "high" if target > 0 else "low"
             wait_for(lambda i=index, b=bound, t=target: _seen(client, i, b, t))
         assert (
-            client.post("/api/robot/calibration", json={"action": "record", "joint": name}).status_code
-            == 200
+            client.post("/api/robot/calibration", json={"action": "record", "joint": name}).status_code == 200
         )
     saved = client.post("/api/robot/calibration", json={"action": "save"}).json()
     data = json.loads(daemon.config.calibration_path().read_text())
