@@ -205,7 +205,7 @@ def test_calibration_wizard_records_each_joint_and_jog_stays_within_range(served
             goal[index] = target
             arm.send_targets(goal)
             bound = "high" if target > 0 else "low"
-            wait_for(lambda i=index, b=bound, t=target: _seen(client, i, b, t))
+            wait_for(lambda i=index, b=bound, t=target: _seen(client, i, b, t), timeout=60)
         assert (
             client.post("/api/robot/calibration", json={"action": "record", "joint": name}).status_code == 200
         )
@@ -215,7 +215,7 @@ def test_calibration_wizard_records_each_joint_and_jog_stays_within_range(served
     assert data[names[2]]["range_min"] == -42 and data[names[2]]["range_max"] == 62
     assert data[names[0]]["id"] == 1
     arm.send_targets([0.0] * len(names))
-    wait_for(lambda: abs(float(arm.latest_state().positions[0])) < 0.5)
+    wait_for(lambda: abs(float(arm.latest_state().positions[0])) < 0.5, timeout=60)
     jog = client.post("/api/robot/jog", json={"joint": names[0], "delta": 500})
     assert jog.status_code == 200 and jog.json()["target"] == 60.0  # clamped to the calibrated max
     assert client.post("/api/robot/jog", json={"joint": "elbow", "delta": 1}).status_code == 404
