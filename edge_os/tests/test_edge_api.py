@@ -19,7 +19,7 @@ from spinal_edge.testing import KinematicArm, ServedDaemon, data_dir_config, wai
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[ServedDaemon]:
-    store = SettingsStore(data_dir_config(tmp_path, loop={"rate_hz": 50}))
+    store = SettingsStore(data_dir_config(tmp_path, loop={"rate_hz": 50}, web={"enabled": False}))
     arm = KinematicArm(leader=True)
     camera = SyntheticCamera("front", CameraSettings(kind="synthetic", width=96, height=72, fps=20))
     camera.set_joint_source(lambda: None if arm.latest_state() is None else arm.latest_state().positions)

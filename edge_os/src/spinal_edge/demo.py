@@ -417,6 +417,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             cell.rig.drive_leader(lambda t: [2048 + 500 * math.sin(0.8 * t + i) for i in range(6)])
         print(f"  device page: {cell.url}")
         print(f"  API token:   {cell.token}")
+        setup_code = cell.data_dir / "setup-code"
+        if setup_code.exists():
+            print(
+                f"  setup code:  {setup_code.read_text().strip()}  (the page asks for it once, then for a password)"
+            )
         print(f"  try:         curl -H 'Authorization: Bearer {cell.token}' {cell.url}/api/status")
         print(f"  logs:        {cell.workdir}")
         recording = None

@@ -193,6 +193,25 @@ class McuArm:
             )
         return out
 
+    # -- for the setup page (calibration wizard, bus scan) ---------------------------------------------------
+
+    def raw_positions(self) -> np.ndarray | None:
+        """The follower's positions in servo ticks, before calibration: what the calibration wizard records."""
+        raw = self.link.latest_state
+        return None if raw is None else np.array(raw.positions, dtype=np.float64)
+
+    def scan(self) -> list[dict[str, Any]]:
+        """The servos the MCU found on each bus at its handshake (bus, id, the joint using it)."""
+        hello = self.link.handshake
+        if hello is None:
+            return []
+        joint_of = {j.id: j.name for j in self._joints}
+        return [
+            {"bus": bus, "id": sid, "joint": joint_of.get(sid, ""), "model": "STS3215"}
+            for bus, ids in enumerate(hello.buses)
+            for sid in ids
+        ]
+
     # -- internals ----------------------------------------------------------------------------------------
 
     def _convert_state(self, raw: McuState) -> ArmState:

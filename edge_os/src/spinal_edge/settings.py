@@ -12,6 +12,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from spinal.robots import SO101_JOINTS
 
+from spinal_edge.network.settings import NetworkSettings
+from spinal_edge.web.settings import WebSettings
+
 DEFAULT_CONFIG_PATH = Path("/etc/spinal/edge.toml")
 DEFAULT_DATA_DIR = Path("/var/lib/spinal")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -244,6 +247,8 @@ class EdgeConfig(_Section):
     inference: InferenceSettings = InferenceSettings()
     recording: RecordingSettings = RecordingSettings()
     log: LogSettings = LogSettings()
+    web: WebSettings = WebSettings()
+    network: NetworkSettings = NetworkSettings()
 
     @field_validator("device_name")
     @classmethod

@@ -67,6 +67,11 @@ def create_app(daemon: EdgeDaemon, *, token: str, public_metrics: bool = False) 
         summary="Prometheus metrics",
     )
 
+    if daemon.config.web.enabled:
+        from spinal_edge.web.mount import mount_setup_page
+
+        mount_setup_page(app, daemon)
+
     @app.exception_handler(EdgeError)
     async def _edge_error(request: Request, exc: EdgeError) -> JSONResponse:
         code = next((c for cls, c in _STATUS_FOR if isinstance(exc, cls)), 500)
