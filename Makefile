@@ -13,6 +13,8 @@ PKGS   := sdk/pyproject.toml server/pyproject.toml edge_os/pyproject.toml hil/py
 APT_PACKAGES := chromium tmux iproute2
 
 PYTEST_ARGS ?=
+# e.g. make demo DEMO_ARGS="--duration 20 --record"   (see python -m spinal_edge.demo --help)
+DEMO_ARGS ?=
 
 .PHONY: help setup test demo bench lint format clean
 
@@ -37,7 +39,7 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	$(BIN)/python -m spinal_edge.demo
+	$(BIN)/python -m spinal_edge.demo $(DEMO_ARGS)
 
 bench: setup
 	$(BIN)/python -m bench.run $(BENCH)
