@@ -21,6 +21,12 @@ class DeviceAuthError(DeviceError):
 class DeviceResponseError(DeviceError):
     """The device answered with an error status or a body this client cannot use."""
 
+    def __init__(self, message: str, *, status_code: int | None = None, error: str | None = None) -> None:
+        super().__init__(message)
+        #: The HTTP status and the API's error class (e.g. 409, "EpisodeError"), when the device sent them.
+        self.status_code = status_code
+        self.error = error
+
 
 class ChecksumMismatchError(DeviceError):
     """A downloaded file does not have the sha256 the device listed for it."""
