@@ -176,7 +176,7 @@ def _finish(result, options, json_output: bool) -> ExitCode:
 
 
 def _report_abort(report, options) -> None:
-    console = Console(stderr=True, highlight=False, markup=False)
+    console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     if report.held:
         console.print("interrupted: the device is idle and holding the arm.", style="bold")
     else:
