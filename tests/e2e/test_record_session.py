@@ -7,7 +7,11 @@ the device, refused modes and tokens.
 from __future__ import annotations
 
 import io
+import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -292,3 +296,51 @@ def test_the_command_exits_6_when_the_device_refuses_the_token(device: ServedDae
     outcome = CliRunner().invoke(app, args)
     assert outcome.exit_code == 6, outcome.output
     assert "refused the token" in outcome.output
+
+
+def _command(served: ServedDaemon, tmp_path: Path, *extra: str) -> list[str]:
+    spinal = Path(sys.executable).parent / "spinal"
+    return [
+        str(spinal),
+        "record",
+        "--device",
+        served.url,
+        "--task",
+        TASK,
+        "--out",
+        str(tmp_path / "ds"),
+        "--repo-id",
+        "me/blocks",
+        *extra,
+    ]
+
+
+def test_json_output_for_scripts(device: ServedDaemon, tmp_path: Path) -> None:
+    args = _command(device, tmp_path, "--episodes", "1", "--episode-time", "0.6", "--json")
+    done = subprocess.run(
+        args, capture_output=True, text=True, timeout=300, env={**os.environ, "SPINAL_TOKEN": device.token}
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["ended_by"] == "done" and summary["held"] is True
+    assert summary["dataset"]["episodes"] == 1 and summary["dataset"]["path"] == str(tmp_path / "ds")
+    assert summary["episodes"][0]["task"] == TASK and summary["episodes"][0]["converted"] is True
+    assert "episode 1/1: recording" in done.stderr, "progress lines go to stderr when stdout carries JSON"
+
+
+def test_sigterm_stops_like_ctrl_c(device: ServedDaemon, tmp_path: Path) -> None:
+    args = _command(device, tmp_path, "--token", device.token, "--episodes", "2", "--episode-time", "60")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: device.client.get("/api/episode").json()["recording"], timeout=WAIT_S)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    assert proc.returncode == 130, stderr
+    assert "the device is idle and holding the arm" in stderr
+    state = device.client.get("/api/episode").json()
+    assert state["recording"] is False and state["last_episode"]["status"] == "complete"
+    assert device.client.get("/api/mode").json() == {"mode": "idle"}

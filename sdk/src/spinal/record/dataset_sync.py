@@ -58,6 +58,7 @@ class SessionDataset:
         self.repo_id = repo_id
         self.workers = workers
         self.converted_ids: tuple[str, ...] | None = None
+        self.last_convert: ConvertReport | None = None
 
     def sync(
         self,
@@ -94,6 +95,7 @@ class SessionDataset:
             report.convert_error = "no kept episode is available to convert"
             return report
         if present == self.converted_ids and self.out_dir.exists():
+            report.convert = self.last_convert  # nothing changed since the last conversion
             return report
         emit("converting", 0)
         try:
@@ -103,6 +105,7 @@ class SessionDataset:
             return report
         report.converted_again = True
         self.converted_ids = present
+        self.last_convert = report.convert
         return report
 
     def has_local(self, episode_id: str) -> bool:
@@ -187,6 +190,7 @@ class BackgroundSync:
         if self.busy:
             return False
         self._progress = SyncProgress()
+        self.last, self.error = None, ""
         self._thread = threading.Thread(
             target=self._run, args=(list(episode_ids),), name="spinal-record-sync", daemon=True
         )

@@ -11,10 +11,11 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 from spinal.device import DeviceError, DeviceResponseError, DeviceUnreachableError
 from spinal.record.control import DeviceControl, error_detail, is_conflict
@@ -38,6 +39,9 @@ FIRST_CONTACT_S = 15.0  # how long the session waits for the device's first answ
 DISK_GUARD_REASON = "disk guard"
 DEVICE_LIMIT_REASON = "max_episode_s reached"
 WRITE_ERROR_REASON = "write error"
+
+
+_T = TypeVar("_T")
 
 
 class EpisodeEnd(StrEnum):
@@ -205,7 +209,10 @@ class RecordSession:
             self.view.update(self.model)
             return result
         except KeyboardInterrupt:
-            raise SessionAborted(self._abort()) from None
+            raise SessionAborted(self._abort("stopped by Ctrl-C")) from None
+        except Exception:
+            self._abort("stopped when the session failed")  # whatever broke, the device is left holding
+            raise
         finally:
             self.sync.cancel.set()
             self.poller.stop()
@@ -296,9 +303,17 @@ class RecordSession:
         self.model.number = number
         self.model.time_left_s = self.model.time_total_s = None
         since = self.clock()
+        attempts = 0
         while True:
             snap = self._fresh_snapshot()
             if snap.mode != wanted:
+                attempts += 1
+                if attempts > 3:
+                    warning = snap.latest_warning()
+                    why = f" ({warning.code}: {warning.message})" if warning else ""
+                    raise ArmingError(
+                        f"the device does not stay in {wanted} mode; it went back to {snap.mode}{why}"
+                    )
                 try:
                     self.control.set_mode(wanted)
                 except DeviceUnreachableError:
@@ -333,7 +348,9 @@ class RecordSession:
                 info = self.control.start_episode(self.options.task)
                 break
             except DeviceUnreachableError:
-                self._await_device()
+                snap, _ = self._await_device()
+                if snap.episode is not None:
+                    self._settle_orphan(snap.episode)
                 self._arm(number)
             except DiskGuardError as exc:
                 raise DiskGuardError(
@@ -379,6 +396,24 @@ class RecordSession:
                 return self._ended_by_device(number, started)
             if snap.mode != self.options.mode.value:
                 return self._left_mode(number, started, snap)
+
+    def _settle_orphan(self, episode: EpisodeInfo) -> None:
+        """The connection broke while an episode was being started: the device may have started it anyway."""
+        assert self.journal is not None
+        with contextlib.suppress(DeviceResponseError):
+            stopped = self.control.stop_episode()
+            self.journal.finish(
+                stopped.episode_id,
+                EpisodeFate.INTERRUPTED,
+                frames=stopped.frames,
+                duration_s=stopped.duration_s,
+                note="started while the connection broke; stopped at once",
+            )
+            self.model.interrupted += 1
+            self._event(
+                f"the device had started episode {episode.episode_id} while the connection broke; it was "
+                "stopped and is left out of the dataset"
+            )
 
     # -- how an episode ends ------------------------------------------------------------------------------
 
@@ -472,14 +507,10 @@ class RecordSession:
         assert self._recording is not None
         episode_id = self._recording.episode_id
         self._recording = None
-        try:
-            recorder = self.control.recorder()
-            last = recorder.last_episode if recorder.last_episode else None
-            state = recorder.recorder_state
-        except DeviceUnreachableError:
-            last, state = None, ""
+        recorder = self._through_outages(self.control.recorder)
+        last, state = recorder.last_episode, recorder.recorder_state
         if last is None or last.episode_id != episode_id:
-            stored = self.control.stored_episode(episode_id) if self.poller.lost_for() == 0 else None
+            stored = self._through_outages(lambda: self.control.stored_episode(episode_id))
             last = EpisodeInfo(
                 episode_id,
                 status=stored.status if stored else "missing",
@@ -554,7 +585,7 @@ class RecordSession:
             self._event(f"the device kept recording episode {number} through the {outage:.0f} s outage")
             return None
         self._recording = None
-        stored = self.control.stored_episode(episode_id)
+        stored = self._through_outages(lambda: self.control.stored_episode(episode_id))
         cause = "the device restarted" if restarted else "the device stopped recording"
         self.model.interrupted += 1
         if stored is None:
@@ -654,15 +685,27 @@ class RecordSession:
                     "--resume once it is back"
                 )
 
-    def _fresh_snapshot(self) -> DeviceSnapshot:
-        """A status read after now, waiting for the device if it does not answer."""
-        asked = self.clock()
+    def _through_outages(self, call: Callable[[], _T]) -> _T:
+        """Run a device call, waiting for the device (up to the reconnect timeout) each time it is gone."""
         while True:
-            snap = self.poller.wait_fresh(asked, timeout_s=self.lost_after_s + 3.0)
-            if snap is not None:
+            try:
+                return call()
+            except DeviceUnreachableError:
+                self._await_device()
+
+    def _fresh_snapshot(self) -> DeviceSnapshot:
+        """A status read after now (the view and Esc stay live meanwhile), waiting for the device if it is gone."""
+        asked = self.clock()
+        self.poller.poke()
+        while True:
+            snap = self.poller.latest
+            if snap is not None and snap.taken_at >= asked:
                 return snap
-            snap, _ = self._await_device()
-            return snap
+            if self.poller.lost_for() >= self.lost_after_s:
+                snap, _ = self._await_device()
+                return snap
+            if ESCAPE in self._tick():
+                raise _StopSession
 
     # -- the end -------------------------------------------------------------------------------------------
 
@@ -707,8 +750,8 @@ class RecordSession:
             self._event(f"dataset ready: {self.options.out_dir}")
         return report
 
-    def _abort(self) -> AbortReport:
-        """Ctrl-C: stop the episode (kept on the device, left out), hold the arm, keep the journal right."""
+    def _abort(self, note: str) -> AbortReport:
+        """Ctrl-C or a failure: stop the episode (kept on the device, left out), hold the arm, fix the journal."""
         journal = self.journal
         assert journal is not None
         stopped_entry: JournalEntry | None = None
@@ -726,9 +769,13 @@ class RecordSession:
                         EpisodeFate.INTERRUPTED,
                         frames=info.frames,
                         duration_s=info.duration_s,
-                        note="stopped by Ctrl-C",
+                        note=note,
                     )
                 self._recording = None
+            elif journal.in_progress is not None:
+                # Stopped already (e.g. while the keep-or-discard question was open): left out, not lost.
+                entry = journal.in_progress
+                stopped_entry = journal.finish(entry.episode_id, EpisodeFate.INTERRUPTED, note=note)
             held, hold_error = True, ""
             try:
                 self.control.hold(timeout_s=5.0)
