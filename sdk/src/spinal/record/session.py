@@ -851,12 +851,14 @@ def _writable(folder: Path) -> bool:
 
 @contextlib.contextmanager
 def _deferred_interrupts() -> Iterator[None]:
-    """Hold back a second Ctrl-C while the device is being put on hold (the main thread only)."""
+    """Hold back a second Ctrl-C (or SIGTERM) while the device is being put on hold (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, lambda *_: None)
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
