@@ -26,6 +26,7 @@ from spinal.protocol import (
     encode_message,
     encode_observation,
 )
+from spinal_server.demo_policy import SO101_ACTIONS
 from spinal_server.generated_models import build_mlp_policy
 from spinal_server.runtime import PolicyRuntime, example_observation
 from spinal_server.testing import server_subprocess
@@ -95,8 +96,7 @@ class RobotFleet:
     def _open(self, name: str) -> SessionOpen:
         return SessionOpen(
             client_uuid=name,
-            action_names=["shoulder_pan.pos", "shoulder_lift.pos", "elbow_flex.pos"]
-            + ["wrist_flex.pos", "wrist_roll.pos", "gripper.pos"],
+            action_names=SO101_ACTIONS,
             camera_names=["front"],
             state_dim=6,
         )
@@ -194,7 +194,7 @@ def _forward_times(model: Path) -> dict[int, float]:
 
 
 def run(quick: bool = False) -> list[Table]:
-    warmup_s, measure_s, rounds = (0.3, 1.0, 1) if quick else (0.3, 1.2, 4)
+    warmup_s, measure_s, rounds = (0.3, 1.0, 1) if quick else (0.3, 1.0, 6)
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp, contextlib.ExitStack() as stack:
         model = build_mlp_policy(Path(tmp), hidden=HIDDEN, layers=LAYERS)
         forward = _forward_times(model)

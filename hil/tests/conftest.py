@@ -26,7 +26,9 @@ def _build_rig(leader: bool, **kw: object) -> SimulatedRig | HardwareRig:
 def make_cell(request: pytest.FixtureRequest, hil_report: HilReport) -> Iterator[Callable[..., Cell]]:
     made: list[Cell] = []
 
-    def make(leader: bool = False, link_timeout_ms: int = 200, max_step: int = 20, **rig_kw: object) -> Cell:
+    # 1 s watchdog unless a scenario is about the watchdog: a test process stalled by a loaded machine must not
+    # trip HOLD in scenarios that test something else.
+    def make(leader: bool = False, link_timeout_ms: int = 1000, max_step: int = 20, **rig_kw: object) -> Cell:
         rig = _build_rig(leader, **rig_kw)
         try:
             cell = Cell.connect(rig, leader=leader, link_timeout_ms=link_timeout_ms, max_step=max_step)

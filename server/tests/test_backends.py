@@ -12,6 +12,7 @@ from spinal.protocol import Observation
 from spinal_server.backends import detect_format
 from spinal_server.backends.lerobot_backend import classify, spec_from_checkpoint
 from spinal_server.backends.onnx_backend import choose_providers
+from spinal_server.demo_policy import SO101_ACTIONS
 from spinal_server.errors import BackendUnavailable, ModelLoadError, SidecarError
 from spinal_server.generated_models import build_tiny_policy, tiny_spec
 from spinal_server.runtime import PolicyRuntime
@@ -178,15 +179,7 @@ def _lerobot_checkpoint(directory: Path, policy_type: str = "act", with_sidecar:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.json").write_text(json.dumps(config))
     if with_sidecar:
-        names = [
-            "shoulder_pan.pos",
-            "shoulder_lift.pos",
-            "elbow_flex.pos",
-            "wrist_flex.pos",
-            "wrist_roll.pos",
-            "gripper.pos",
-        ]
-        (directory / "policy.json").write_text(json.dumps({"action_names": names, "fps": 30}))
+        (directory / "policy.json").write_text(json.dumps({"action_names": SO101_ACTIONS, "fps": 30}))
     return directory
 
 

@@ -297,6 +297,7 @@ def test_drain_finishes_the_in_flight_request_then_tells_the_client(tiny_model: 
     runtime.backend = gate
     with running_server(tiny_model, runtime=runtime) as rs, rs.client("busy") as client:
         client.open_session()
+        assert client.server_alive()
         gate.release.clear()
         gate.entered.clear()
         seq = client.send(observation(np.full(6, 3.0), cameras=SMALL))
@@ -305,6 +306,7 @@ def test_drain_finishes_the_in_flight_request_then_tells_the_client(tiny_model: 
         drained.start()
         wait_until(lambda: rs.server.draining, what="draining flag")
         assert client.status().draining  # the control plane still answers, and says so
+        assert not client.server_alive()  # the liveliness token went first
         assert drained.is_alive()  # waiting for the forward in flight
         gate.release.set()
         drained.join(20)
@@ -386,3 +388,52 @@ def test_every_request_writes_one_audit_line_with_ts_and_chunk_range(
     } <= first.keys()
     assert first["chunk_range"] == [3, 40] and lines[1]["chunk_range"] == [0, 40]
     assert first["client_uuid"] == "audited" and first["outcome"] == "ok" and first["ts"].endswith("+00:00")
+
+
+class ResetCounting(ModelBackend):
+    """Wraps a real backend and counts model resets (what exclusive mode adds on episode boundaries)."""
+
+    def __init__(self, inner: ModelBackend) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.capabilities = inner.capabilities
+        self.resets = 0
+
+    def run(self, inputs, *, tasks=None):
+        return self.inner.run(inputs, tasks=tasks)
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+def test_exclusive_mode_serves_one_robot_and_resets_the_model_per_episode(tiny_model: Path) -> None:
+    runtime = PolicyRuntime.from_model_path(tiny_model)
+    counting = ResetCounting(runtime.backend)
+    runtime.backend = counting
+    overrides = ["serving_mode=exclusive", "max_sessions=4"]
+    with running_server(tiny_model, overrides=overrides, runtime=runtime) as rs, rs.client("one") as one:
+        status = one.status()
+        assert status.serving_mode == "exclusive" and status.max_sessions == 1
+        assert one.open_session().accepted
+        with rs.client("two") as two:
+            refused = two.open_session()
+            assert not refused.accepted and "exclusively" in refused.error
+        one.request(observation(np.zeros(6), cameras=SMALL))  # first observation: a new episode
+        assert counting.resets == 1
+        one.request(observation(np.zeros(6), cameras=SMALL))
+        assert counting.resets == 1
+        assert one.reset().ok
+        assert counting.resets == 2
+
+
+def test_shared_mode_never_resets_the_shared_model(tiny_model: Path) -> None:
+    runtime = PolicyRuntime.from_model_path(tiny_model)
+    counting = ResetCounting(runtime.backend)
+    runtime.backend = counting
+    with running_server(tiny_model, runtime=runtime) as rs, rs.client("a") as a, rs.client("b") as b:
+        for client in (a, b):
+            client.open_session()
+            client.request(observation(np.zeros(6), cameras=SMALL))
+            assert client.reset().ok
+            client.request(observation(np.zeros(6), cameras=SMALL))
+        assert rs.server.serving_mode == "shared" and counting.resets == 0

@@ -6,17 +6,11 @@ from dataclasses import replace
 
 import pytest
 from spinal.protocol import SessionOpen
+from spinal_server.demo_policy import SO101_ACTIONS
 from spinal_server.errors import ManifestError
 from spinal_server.validation import ServiceCapabilities, resolve_serving_mode, validate_session_open
 
-NAMES = [
-    "shoulder_pan.pos",
-    "shoulder_lift.pos",
-    "elbow_flex.pos",
-    "wrist_flex.pos",
-    "wrist_roll.pos",
-    "gripper.pos",
-]
+NAMES = SO101_ACTIONS
 CAPS = ServiceCapabilities(
     model_repo="act",
     model_revision="main",

@@ -588,7 +588,7 @@ class Firmware:
                 return bad, b"joint limits need min <= max <= 4095"
             if step < 1:
                 return bad, b"max_step must be at least 1 tick"
-            if sid not in self.found[0]:
+            if not self._present(0, sid):
                 return proto.ERR_SERVO_MISSING, b"servo id %d not found on the follower bus: check wiring and id" % sid
         if leader_ids:
             if leader_bus >= len(self.buses):
@@ -596,9 +596,18 @@ class Firmware:
             for sid in leader_ids:
                 if leader_ids.count(sid) > 1 or (leader_bus == 0 and sid in seen):
                     return bad, b"leader ids must be unique and distinct from follower ids on a shared bus"
-                if sid not in self.found[leader_bus]:
+                if not self._present(leader_bus, sid):
                     return proto.ERR_SERVO_MISSING, b"leader servo id %d not found: check wiring and id" % sid
         return None
+
+    def _present(self, bus, sid):
+        """Found by the boot scan, or answers a ping now (ids beyond the scan range)."""
+        if sid in self.found[bus]:
+            return True
+        if self.buses[bus].ping(sid):
+            self.found[bus].append(sid)
+            return True
+        return False
 
     def _apply_config(self, timeout_ms, rate, state_every, joints, leader_bus, leader_ids, now_ms):
         self.configured = False

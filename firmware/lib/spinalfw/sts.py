@@ -155,12 +155,14 @@ class StsBus:
     def write_u16(self, sid, addr, value):
         return self.write(sid, addr, bytes((value & 0xFF, (value >> 8) & 0xFF)))
 
-    def scan(self, first, last):
-        """Ids in first..last that answer a ping, in order."""
+    def scan(self, first, last, attempts=2):
+        """Ids in first..last that answer a ping (each asked up to `attempts` times), in order."""
         found = []
         for sid in range(first, last + 1):
-            if self.ping(sid):
-                found.append(sid)
+            for _ in range(attempts):
+                if self.ping(sid):
+                    found.append(sid)
+                    break
         return found
 
 

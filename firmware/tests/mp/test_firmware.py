@@ -285,3 +285,23 @@ def test_exit_to_repl_is_refused_with_torque_on_and_accepted_with_torque_off():
     b.send(proto.MSG_EXIT_TO_REPL)
     b.tick()
     assert b.fw.exit_requested
+
+
+def test_leader_on_the_follower_bus_uses_other_ids_with_torque_off():
+    b = Bench(ids=(1, 2, 3, 11, 12, 13))
+    b.configure(joints=SIX[:3], leader_bus=0, leader_ids=(11, 12, 13))
+    assert [b.servo(s).torque() for s in (11, 12, 13)] == [0, 0, 0]
+    b.servo(12).set_position(3210)
+    b.torque_on()
+    b.tick()
+    assert b.servo(12).torque() == 0, "enabling the follower must leave the leader limp"
+    p = b.replies(proto.MSG_LEADER)[-1][2]
+    assert p[4] == 3 and p[5 + 3] | (p[6 + 3] << 8) == 3210
+
+
+def test_leader_ids_that_collide_with_follower_ids_on_one_bus_are_refused():
+    b = Bench(ids=(1, 2, 3))
+    b.send(proto.MSG_CONFIG, host.config_payload(SIX[:2], leader_bus=0, leader_ids=(2, 3)))
+    b.tick()
+    errors = b.replies(proto.MSG_ERROR)
+    assert errors and error_code(errors[-1]) == proto.ERR_BAD_CONFIG

@@ -23,24 +23,30 @@ def _steady_bench():
     return b
 
 
-def test_loop_with_targets_leader_and_state_runs_under_heap_lock():
-    b = _steady_bench()
-    frames = [host.frame(proto.MSG_TARGETS, 1000 + i, host.targets_payload([1500 + 10 * i] * 6)) for i in range(50)]
+def _run_locked(b, ticks, frame_for):
+    """Run `ticks` loop ticks with the heap locked; frame_for(i) gives the frame to feed first, or None."""
     port = b.hal.link
     fw = b.fw
     clock = b.clock
     gc.collect()
     micropython.heap_lock()
     try:
-        for i in range(200):
-            if i % 2 == 0:
-                f = frames[(i // 2) % 50]
+        for i in range(ticks):
+            f = frame_for(i)
+            if f is not None:
                 port.feed(f, len(f))
             clock.now += 5
             fw.tick()
             port.tx_len = 0
     finally:
         micropython.heap_unlock()
+
+
+def test_loop_with_targets_leader_and_state_runs_under_heap_lock():
+    b = _steady_bench()
+    frames = [host.frame(proto.MSG_TARGETS, 1000 + i, host.targets_payload([1500 + 10 * i] * 6)) for i in range(50)]
+    _run_locked(b, 200, lambda i: frames[(i // 2) % 50] if i % 2 == 0 else None)
+    fw = b.fw
     assert fw.target[0] == 1500 + 10 * 49
     # (alloc_ticks is not checked here: MicroPython's memory statistics also count the frame allocations that
     # fail under heap_lock and fall back to the C stack; test_free_running_loop_counts_no_allocating_ticks
@@ -50,23 +56,9 @@ def test_loop_with_targets_leader_and_state_runs_under_heap_lock():
 def test_watchdog_hold_and_heartbeats_run_under_heap_lock():
     b = _steady_bench()
     heartbeat = host.frame(proto.MSG_HEARTBEAT, 7)
-    port = b.hal.link
-    fw = b.fw
-    clock = b.clock
-    gc.collect()
-    micropython.heap_lock()
-    try:
-        for _ in range(20):
-            port.feed(heartbeat, len(heartbeat))
-            clock.now += 5
-            fw.tick()
-        for _ in range(60):  # silence: the watchdog fires in here
-            clock.now += 5
-            fw.tick()
-            port.tx_len = 0
-    finally:
-        micropython.heap_unlock()
-    assert fw.hold
+    # 20 ticks with heartbeats, then silence: the watchdog fires within the locked run.
+    _run_locked(b, 80, lambda i: heartbeat if i < 20 else None)
+    assert b.fw.hold
 
 
 def test_free_running_loop_counts_no_allocating_ticks():

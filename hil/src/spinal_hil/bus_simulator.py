@@ -5,16 +5,15 @@ Used by spinal_hil.rig (the firmware under test opens the pty as its servo bus) 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import select
 import threading
 import time
-import tty
 from collections.abc import Iterable, Mapping
 
 from spinal_hil import sts3215 as reg
+from spinal_hil.ptys import close_fds, open_raw_pty
 from spinal_hil.servo_model import SimulatedServo
 
 
@@ -51,9 +50,7 @@ class ServoBusSimulator:
         self.packets = 0
         self.bad_packets = 0
         self.answers = 0
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        self.path = os.ttyname(self._slave)
+        self._master, self._slave, self.path = open_raw_pty()
         self._rx = bytearray()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -69,9 +66,7 @@ class ServoBusSimulator:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
-        for fd in (self._master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        close_fds(self._master, self._slave)
 
     def __enter__(self) -> ServoBusSimulator:
         return self.start()

@@ -6,6 +6,7 @@ control loop would; `recorder()` samples commanded, reported and true positions 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,15 +34,26 @@ class Cell:
         *,
         calibration: ArmCalibration | None = None,
         leader: bool = False,
+        leader_calibration: ArmCalibration | None = None,
         link_timeout_ms: int = 200,
         max_step: int = 20,
         timeout_s: float = 15.0,
     ) -> Cell:
-        """Open McuLink on the rig's host port, push the configuration and wait for a configured state."""
+        """Open McuLink on the rig's host port, push the configuration and wait for a configured state.
+
+        The leader's calibration defaults to the follower's, with the rig's leader ids.
+        """
         cal = calibration or ArmCalibration.so101_default()
+        leader_cal = None
+        if leader:
+            leader_cal = leader_calibration or ArmCalibration(
+                tuple(
+                    dataclasses.replace(j, id=sid) for j, sid in zip(cal.joints, rig.leader_ids, strict=True)
+                )
+            )
         config = cal.link_config(
             max_step=max_step,
-            leader=cal if leader else None,
+            leader=leader_cal,
             leader_bus=rig.leader_bus_index,
             link_timeout_ms=link_timeout_ms,
         )
@@ -85,6 +97,25 @@ class Cell:
             delay = t0 + (k + 1) * period - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+
+    def drive_until(
+        self,
+        trajectory: Callable[[float], Sequence[float]],
+        done: Callable[[], bool],
+        timeout_s: float,
+        rate_hz: float = 100,
+    ) -> bool:
+        """Keep sending trajectory(t) until done() holds (checked every tick) or timeout_s passes."""
+        period = 1.0 / rate_hz
+        t0 = time.monotonic()
+        for k in range(int(timeout_s * rate_hz) + 1):
+            self.send([round(v) for v in trajectory(time.monotonic() - t0)])
+            if done():
+                return True
+            delay = t0 + (k + 1) * period - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        return done()
 
     def settled(
         self, target: Sequence[float], tolerance: float, timeout_s: float = 5.0, *, keep_sending: bool = True

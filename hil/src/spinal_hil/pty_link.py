@@ -7,14 +7,14 @@ Used by spinal_hil.rig.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import random
 import select
 import threading
-import tty
 from pathlib import Path
+
+from spinal_hil.ptys import close_fds, open_raw_pty
 
 
 class LinkRelay:
@@ -24,9 +24,7 @@ class LinkRelay:
         self.host_port = str(host_port)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._fw_master, self._fw_slave = os.openpty()
-        tty.setraw(self._fw_slave)
-        self.firmware_path = os.ttyname(self._fw_slave)
+        self._fw_master, self._fw_slave, self.firmware_path = open_raw_pty()
         self._host_master: int | None = None
         self._host_slave: int | None = None
         self.flip_rate_to_mcu = 0.0
@@ -53,8 +51,7 @@ class LinkRelay:
             self._thread.join(timeout=2)
         with self._lock:
             self._unplug_locked()
-        for fd in (self._fw_master, self._fw_slave):
-            _close(fd)
+        close_fds(self._fw_master, self._fw_slave)
 
     @property
     def plugged(self) -> bool:
@@ -85,13 +82,12 @@ class LinkRelay:
     # ---- internals ------------------------------------------------------------------------------------------
 
     def _plug(self) -> None:
-        master, slave = os.openpty()
-        tty.setraw(slave)
+        master, slave, path = open_raw_pty()
         os.set_blocking(master, False)
         tmp = f"{self.host_port}.new"
         if os.path.lexists(tmp):
             os.unlink(tmp)
-        os.symlink(os.ttyname(slave), tmp)
+        os.symlink(path, tmp)
         os.replace(tmp, self.host_port)
         # Keeping our own slave fd open keeps the master readable while the host has the port closed.
         self._host_master, self._host_slave = master, slave
@@ -101,9 +97,7 @@ class LinkRelay:
             return
         if os.path.lexists(self.host_port):
             os.unlink(self.host_port)
-        _close(self._host_master)
-        if self._host_slave is not None:
-            _close(self._host_slave)
+        close_fds(self._host_master, self._host_slave)
         self._host_master = self._host_slave = None
 
     def _flip(self, data: bytes, rate: float) -> tuple[bytes, int]:
@@ -169,9 +163,7 @@ class EstopLine:
     """The e-stop input of the simulated board: a pty on which b'1' asserts and b'0' releases."""
 
     def __init__(self) -> None:
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        self.path = os.ttyname(self._slave)
+        self._master, self._slave, self.path = open_raw_pty()
         self.asserted = False
 
     def set(self, asserted: bool) -> None:
@@ -179,10 +171,4 @@ class EstopLine:
         self.asserted = asserted
 
     def close(self) -> None:
-        _close(self._master)
-        _close(self._slave)
-
-
-def _close(fd: int) -> None:
-    with contextlib.suppress(OSError):
-        os.close(fd)
+        close_fds(self._master, self._slave)

@@ -51,14 +51,24 @@ class TrajectoryRecorder:
     ):
         self.samples.append(Sample(t, commanded, reported, true, leader))
 
-    def max_error(self, since: float = 0.0, until: float = float("inf")) -> float:
-        """Largest |true - commanded| (reported where no true position) over the window, in ticks."""
-        worst = 0.0
+    def errors(self, since: float = 0.0, until: float = float("inf")) -> list[float]:
+        """Per sample, the largest |true - commanded| over the joints (reported where no true position)."""
+        out = []
         for s in self.samples:
             actual = s.true if s.true is not None else s.reported
-            if since <= s.t <= until and s.commanded is not None and actual is not None:
-                worst = max(worst, *(abs(a - c) for a, c in zip(actual, s.commanded, strict=False)))
-        return worst
+            if since <= s.t <= until and s.commanded is not None and actual:
+                out.append(max(abs(a - c) for a, c in zip(actual, s.commanded, strict=False)))
+        return out
+
+    def max_error(self, since: float = 0.0, until: float = float("inf")) -> float:
+        return max(self.errors(since, until), default=0.0)
+
+    def error_percentile(self, q: float, since: float = 0.0, until: float = float("inf")) -> float:
+        """The q-th percentile (0..100) of the per-sample errors, in ticks."""
+        errors = sorted(self.errors(since, until))
+        if not errors:
+            return 0.0
+        return errors[min(len(errors) - 1, int(len(errors) * q / 100))]
 
     def write(self, out_dir: Path) -> Path:
         """Write <slug>.png, <slug>.csv and <slug>.json into out_dir; returns the PNG path."""
@@ -80,7 +90,8 @@ class TrajectoryRecorder:
         for j, name in enumerate(self.joints):
             ax = axes[j][0]
             for attr, label, style in series:
-                pts = [(s.t, getattr(s, attr)[j]) for s in self.samples if getattr(s, attr) is not None]
+                # A rebooting MCU reports no joints for a moment: those samples have nothing to plot.
+                pts = [(s.t, getattr(s, attr)[j]) for s in self.samples if len(getattr(s, attr) or ()) > j]
                 if pts:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], label=label, **style)
             ax.set_ylabel(f"{name}\nticks", fontsize=8)
@@ -102,7 +113,7 @@ class TrajectoryRecorder:
             for s in self.samples:
                 row: list[object] = [f"{s.t:.4f}"]
                 for values in (s.commanded, s.reported, s.true, s.leader):
-                    row += list(values) if values is not None else [""] * n
+                    row += list(values) if values is not None and len(values) == n else [""] * n
                 writer.writerow(row)
         (out_dir / f"{slug}.json").write_text(
             json.dumps({"title": self.title, **self.metrics}, indent=2) + "\n"

@@ -1,4 +1,4 @@
-"""The audit trail: one JSON line per request on the `spinal_server.audit` logger.
+"""The audit trail: one JSON line per request on the `spinal_server.audit` logger, written off the worker thread.
 
 Joins with client logs on (session_id, seq_id); `ts` is this server's own clock and never compared across machines.
 """
@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 audit_log = logging.getLogger("spinal_server.audit")
@@ -28,14 +31,34 @@ class AuditRecord:
     superseded_seqs: int
     batch_size: int
     outcome: str
+    wall_time: float = field(default_factory=time.time)
 
     def to_json(self) -> str:
         fields = asdict(self)
+        fields.pop("wall_time")
         fields["queue_wait_ms"] = round(self.queue_wait_ms, 3)
         fields["inference_ms"] = round(self.inference_ms, 3)
-        return json.dumps({"ts": datetime.now(UTC).isoformat(timespec="microseconds"), **fields})
+        ts = datetime.fromtimestamp(self.wall_time, UTC).isoformat(timespec="microseconds")
+        return json.dumps({"ts": ts, **fields})
 
 
-def write_audit(record: AuditRecord) -> None:
-    if audit_log.isEnabledFor(logging.INFO):
-        audit_log.info(record.to_json())
+class AuditTrail:
+    """Formats and logs records on its own thread, so JSON and log I/O overlap the next forward."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[AuditRecord | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="spinal-audit", daemon=True)
+        self._thread.start()
+
+    def write(self, record: AuditRecord) -> None:
+        self._queue.put(record)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write everything queued so far, then stop."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while (record := self._queue.get()) is not None:
+            if audit_log.isEnabledFor(logging.INFO):
+                audit_log.info(record.to_json())

@@ -232,7 +232,7 @@ def load_manifest(
         if not isinstance(loaded, dict):
             raise ManifestError(f"manifest {path} must be a YAML mapping, got {type(loaded).__name__}")
         _resolve_paths(loaded, path.parent)
-        raw = _deep_merge(raw, loaded)
+        raw = deep_merge(raw, loaded)
     for item in overrides or []:
         key, value = parse_override(item)
         _set_dotted(raw, key, value, source=item)
@@ -276,11 +276,12 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any, *, source: str) -> No
     node[parts[-1]] = value
 
 
-def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """`b` over `a`, map by map (used for manifests and Zenoh configs)."""
     out = dict(a)
     for key, value in b.items():
         out[key] = (
-            _deep_merge(out[key], value)
+            deep_merge(out[key], value)
             if isinstance(value, dict) and isinstance(out.get(key), dict)
             else value
         )

@@ -9,7 +9,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 _PREFIX = "spinal_server"
 _MS_BUCKETS = (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
-DROP_REASONS = ("unknown_client", "schema_version", "bad_header", "msg_type", "drain", "closed")
+DROP_REASONS = (
+    "unknown_client",
+    "schema_version",
+    "bad_header",
+    "msg_type",
+    "drain",
+    "closed",
+    "control_overload",
+)
 
 
 class ServerMetrics:

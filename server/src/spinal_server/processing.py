@@ -5,6 +5,7 @@ Used by `PolicyRuntime` on the server and in-process by the edge's LocalEngine, 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,29 +89,41 @@ def unnormalize(values: np.ndarray, stats: FeatureStats) -> np.ndarray:
 def resize_image(image: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
     """Resize a HWC uint8 image to (height, width) with half-pixel-centre sampling; float32 output.
 
-    Pure numpy so the edge and the server resize identically, with no image library in the loop.
+    Bilinear first box-filters by whole factors down to within 2x of the target (no aliasing). Pure numpy,
+    so the edge and the server resize identically with no image library in the loop.
     """
     src_h, src_w = image.shape[:2]
-    img = image.astype(np.float32)
     if (src_h, src_w) == (height, width) or method == "none":
-        return img
+        return image.astype(np.float32)
     if method == "nearest":
-        ys = np.minimum(((np.arange(height) + 0.5) * src_h / height).astype(np.int64), src_h - 1)
-        xs = np.minimum(((np.arange(width) + 0.5) * src_w / width).astype(np.int64), src_w - 1)
-        return img[ys][:, xs]
-    if height < src_h // 2 or width < src_w // 2:
-        # Box-filter down to within 2x first, so a bilinear tap never skips pixels (no aliasing).
-        fy, fx = max(1, src_h // (2 * height)), max(1, src_w // (2 * width))
-        if fy > 1 or fx > 1:
-            h2, w2 = src_h // fy, src_w // fx
-            img = img[: h2 * fy, : w2 * fx].reshape(h2, fy, w2, fx, -1).mean(axis=(1, 3), dtype=np.float32)
-            src_h, src_w = h2, w2
-    y0, y1, wy = _bilinear_taps(src_h, height)
-    x0, x1, wx = _bilinear_taps(src_w, width)
-    rows = img[y0] * (1 - wy)[:, None, None] + img[y1] * wy[:, None, None]
-    return (rows[:, x0] * (1 - wx)[None, :, None] + rows[:, x1] * wx[None, :, None]).astype(np.float32)
+        ys, xs = _nearest_taps(src_h, height), _nearest_taps(src_w, width)
+        return image[ys][:, xs].astype(np.float32)
+    fy, fx = max(1, src_h // (2 * height)), max(1, src_w // (2 * width))
+    img = _box_filter(image, fy, fx) if fy > 1 or fx > 1 else image
+    y0, y1, wy = _bilinear_taps(img.shape[0], height)
+    x0, x1, wx = _bilinear_taps(img.shape[1], width)
+    top = img[y0].astype(np.float32)
+    rows = top + (img[y1].astype(np.float32) - top) * wy[:, None, None]
+    left = rows[:, x0]
+    return left + (rows[:, x1] - left) * wx[None, :, None]
 
 
+def _box_filter(image: np.ndarray, fy: int, fx: int) -> np.ndarray:
+    """Mean over fy x fx blocks, summed in integers (exact), one float32 scale at the end."""
+    h, w = image.shape[0] // fy * fy, image.shape[1] // fx * fx
+    acc = np.zeros((h // fy, w // fx, image.shape[2]), np.uint32)
+    for i in range(fy):
+        for j in range(fx):
+            acc += image[i:h:fy, j:w:fx]
+    return acc.astype(np.float32) * np.float32(1.0 / (fy * fx))
+
+
+@functools.lru_cache(maxsize=64)
+def _nearest_taps(src: int, dst: int) -> np.ndarray:
+    return np.minimum(((np.arange(dst) + 0.5) * src / dst).astype(np.int64), src - 1)
+
+
+@functools.lru_cache(maxsize=64)
 def _bilinear_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     pos = np.clip((np.arange(dst, dtype=np.float64) + 0.5) * src / dst - 0.5, 0, src - 1)
     lo = np.floor(pos).astype(np.int64)
@@ -127,6 +140,11 @@ class Preprocessor:
     def __init__(self, spec: PolicySpec, limits: DecodeLimits = DEFAULT_LIMITS) -> None:
         self.spec = spec
         self.limits = limits
+        image = spec.image
+        std = np.asarray(image.std, np.float32)
+        # (pixel * scale - mean) / std, folded into one multiply and one subtract
+        self._gain = (np.float32(image.scale) / std).astype(np.float32)
+        self._offset = (np.asarray(image.mean, np.float32) / std).astype(np.float32)
 
     def __call__(self, obs: Observation, state: SessionProcessorState, *, rtc: bool = False) -> ModelInput:
         spec = self.spec
@@ -180,10 +198,9 @@ class Preprocessor:
         if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
             raise ObservationError(f"{where} must be uint8 HWC RGB, got {pixels.dtype} {pixels.shape}")
         img = self.spec.image
-        resized = resize_image(pixels, height, width, img.resize)
-        mean = np.asarray(img.mean, np.float32)
-        std = np.asarray(img.std, np.float32)
-        out = (resized * np.float32(img.scale) - mean) / std
+        out = resize_image(pixels, height, width, img.resize)
+        out *= self._gain
+        out -= self._offset
         if img.layout == "NCHW":
             out = out.transpose(2, 0, 1)
         return np.ascontiguousarray(out, dtype=np.float32)

@@ -22,8 +22,6 @@ from spinal.protocol import (
     SCHEMA_VERSION,
     DecodeLimits,
     Event,
-    HeaderError,
-    KeyExpressionError,
     MsgHeader,
     MsgType,
     ProtocolError,
@@ -40,23 +38,26 @@ from spinal.protocol import (
     peek_op,
 )
 
+from spinal_server.audit import AuditTrail
 from spinal_server.capture import CaptureRing
 from spinal_server.errors import ServerError
 from spinal_server.health import HealthServer
+from spinal_server.ingest import Ingest
 from spinal_server.logsupport import OnceLog
 from spinal_server.manifest import Manifest
 from spinal_server.metrics import ServerMetrics
 from spinal_server.runtime import PolicyRuntime
 from spinal_server.scheduler import RoundRobinScheduler, Scheduler, make_scheduler
-from spinal_server.session import MailboxItem, Session, SessionRegistry
+from spinal_server.session import Session, SessionRegistry
 from spinal_server.validation import ServiceCapabilities, resolve_serving_mode, validate_session_open
-from spinal_server.worker import InferenceWorker
+from spinal_server.worker import InferenceWorker, echo_header
 from spinal_server.zenoh_config import ACTION_QOS, build_zenoh_config
 
 log = logging.getLogger("spinal_server.server")
 
 _HOUSEKEEPING_PERIOD_S = 0.2
 _LIVELINESS_CHECK_TIMEOUT_S = 0.5
+_CONTROL_QUEUE_SIZE = 1024
 
 
 class PolicyServer:
@@ -82,12 +83,14 @@ class PolicyServer:
         self.warmed_up = False
         self.health: HealthServer | None = None
         self.capture: CaptureRing | None = None
+        self.audit: AuditTrail | None = None
         self.worker: InferenceWorker | None = None
         self._zenoh: Any = None
         self._declared: list[Any] = []
         self._token: Any = None
         self._obs_subscriber: Any = None
-        self._control: queue.Queue[tuple[str, Any]] = queue.Queue()
+        # Bounded: a flood of queries is answered by the querier's own timeout, never by our memory.
+        self._control: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=_CONTROL_QUEUE_SIZE)
         self._open_lock = threading.Lock()
         self._draining = False
         self._stopped = threading.Event()
@@ -95,6 +98,14 @@ class PolicyServer:
         self._threads: list[threading.Thread] = []
         self._started_mono = 0.0
         self._warn_once = OnceLog(log)
+        self._ingest = Ingest(
+            keys=self.keys,
+            registry=self.registry,
+            metrics=self.metrics,
+            control=self._control,
+            draining=lambda: self._draining,
+            wake=self._wake_worker,
+        )
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
@@ -144,6 +155,7 @@ class PolicyServer:
             self.capture = CaptureRing(
                 m.debug.capture_dir, m.debug.capture_max, on_drop=self.metrics.capture_dropped.inc
             )
+        self.audit = AuditTrail()
         self.worker = InferenceWorker(
             runtime=runtime,
             registry=self.registry,
@@ -156,6 +168,7 @@ class PolicyServer:
             pin_task=m.pin_task,
             exclusive=self.serving_mode == "exclusive",
             capture=self.capture,
+            audit=self.audit,
         )
         try:
             self._open_zenoh()
@@ -191,13 +204,13 @@ class PolicyServer:
                 f"Zenoh could not start in {self.manifest.zenoh.mode} mode on "
                 f"{self.manifest.zenoh.listen or self.manifest.zenoh.connect}: {exc} (is the port in use?)"
             ) from None
-        z, k = self._zenoh, self.keys
+        z, k, ingest = self._zenoh, self.keys, self._ingest
         for key, kind in ((k.status, "status"), (k.session, "session"), (k.all_reset, "reset")):
-            self._declared.append(z.declare_queryable(key, self._query_depositor(kind)))
-        self._obs_subscriber = z.declare_subscriber(k.all_obs, self._on_observation)
-        self._declared.append(z.declare_subscriber(k.all_telemetry, self._on_telemetry))
+            self._declared.append(z.declare_queryable(key, ingest.query_depositor(kind)))
+        self._obs_subscriber = z.declare_subscriber(k.all_obs, ingest.on_observation)
+        self._declared.append(z.declare_subscriber(k.all_telemetry, ingest.on_telemetry))
         self._declared.append(
-            z.liveliness().declare_subscriber(k.all_alive, self._on_liveliness, history=True)
+            z.liveliness().declare_subscriber(k.all_alive, ingest.on_liveliness, history=True)
         )
         self._token = z.liveliness().declare_token(k.server_alive)
 
@@ -236,21 +249,20 @@ class PolicyServer:
         self._obs_subscriber = None
         if self.worker is not None and self.worker.alive and not self.worker.stop(timeout):
             log.warning("inference worker did not finish within %.1f s", timeout)
-        for session in self.registry.snapshot():
-            if session.mailbox.take() is not None:
-                self.metrics.dropped.labels(reason="drain").inc()
-            if drain_events:
-                self._send_event(session, "drain", "server is shutting down; reconnect to another replica")
-            self._close_session(session, "drain")
+        self._close_all(drain_events)
         self._stopped.set()
-        self._control.put(("stop", None))
+        with contextlib.suppress(queue.Full):
+            self._control.put(("stop", None), timeout=1.0)
         for thread in self._threads:
             thread.join(timeout)
+        self._close_all(drain_events)  # a session opened while the control thread was finishing a query
         for declared in self._declared:
             _undeclare(declared)
         self._declared.clear()
         if self.capture is not None:
             self.capture.close()
+        if self.audit is not None:
+            self.audit.close()
         if self._zenoh is not None:
             with contextlib.suppress(zenoh.ZError):
                 self._zenoh.close()
@@ -260,6 +272,14 @@ class PolicyServer:
             self.health = None
         log.info("stopped")
         self._finished.set()
+
+    def _close_all(self, drain_events: bool) -> None:
+        for session in self.registry.snapshot():
+            if session.mailbox.take() is not None:
+                self.metrics.dropped.labels(reason="drain").inc()
+            if drain_events:
+                self._send_event(session, "drain", "server is shutting down; reconnect to another replica")
+            self._close_session(session, "drain")
 
     # ---- status ----------------------------------------------------------------------------------------
 
@@ -275,17 +295,7 @@ class PolicyServer:
         caps = self.capabilities
         assert caps is not None, "status before start()"
         return Status(
-            model_repo=caps.model_repo,
-            model_revision=caps.model_revision,
-            policy_type=caps.policy_type,
-            action_names=caps.action_names,
-            expected_cameras=caps.expected_cameras,
-            state_dim=caps.state_dim,
-            chunk_size=caps.chunk_size,
-            trained_fps=caps.trained_fps,
-            supports_rtc=caps.supports_rtc,
-            rtc_execution_horizon=caps.rtc_execution_horizon,
-            serving_mode=caps.serving_mode,
+            **caps.advertised(),
             warmed_up=self.warmed_up,
             schema_version=SCHEMA_VERSION,
             min_schema_version=MIN_SUPPORTED_SCHEMA_VERSION,
@@ -295,7 +305,6 @@ class PolicyServer:
             server_load=self.load(),
             default_task=caps.default_task,
             pin_task=caps.pin_task,
-            model_fingerprint=caps.model_fingerprint,
             batchable=caps.batchable,
             draining=self._draining,
             camera_shapes=caps.camera_shapes,
@@ -315,114 +324,9 @@ class PolicyServer:
         }
         return status == "ok", detail
 
-    # ---- Zenoh callbacks: deposit only ------------------------------------------------------------------
-
-    def _query_depositor(self, kind: str):
-        def deposit(query: zenoh.Query) -> None:
-            self._control.put((kind, query))
-
-        return deposit
-
-    def _client_of(self, key: Any, channel: str) -> str | None:
-        try:
-            return self.keys.client_uuid_from_key(str(key))
-        except KeyExpressionError:
-            self.metrics.dropped.labels(reason="bad_header").inc()
-            self._warn_once.warn(
-                ("key", channel, str(key)[:80]), "ignoring %s on unexpected key %s", channel, key
-            )
-            return None
-
-    def _on_observation(self, sample: zenoh.Sample) -> None:
-        client = self._client_of(sample.key_expr, "observation")
-        if client is None:
-            return
-        session = self.registry.get(client)
-        if session is None or session.closed:
-            self.metrics.dropped.labels(reason="unknown_client").inc()
-            self._warn_once.warn(
-                ("unknown", client),
-                "observation from unknown client %r dropped (no open session); counted from now on",
-                client,
-            )
-            return
-        attachment = sample.attachment
-        try:
-            header = MsgHeader.unpack(attachment.to_bytes() if attachment is not None else None)
-        except HeaderError as exc:
-            self.metrics.dropped.labels(reason="bad_header").inc()
-            self._warn_once.warn(("header", client), "observation from %r dropped: %s", client, exc)
-            return
-        if not MIN_SUPPORTED_SCHEMA_VERSION <= header.schema_version <= MAX_SUPPORTED_SCHEMA_VERSION:
-            self.metrics.dropped.labels(reason="schema_version").inc()
-            self._warn_once.warn(
-                ("schema", client, header.schema_version),
-                "observations from %r use schema_version %d, outside %d..%d; dropped and counted",
-                client,
-                header.schema_version,
-                MIN_SUPPORTED_SCHEMA_VERSION,
-                MAX_SUPPORTED_SCHEMA_VERSION,
-            )
-            return
-        if header.msg_type != MsgType.OBS:
-            self.metrics.dropped.labels(reason="msg_type").inc()
-            self._warn_once.warn(
-                ("type", client), "message type %d on %r's obs key dropped", header.msg_type, client
-            )
-            return
-        if self._draining:
-            self.metrics.dropped.labels(reason="drain").inc()
-            return
-        now = time.monotonic()
-        if session.mailbox.deposit(MailboxItem(header, sample.payload.to_bytes(), now)):
-            self.metrics.superseded.inc()
-        session.touch(now)
+    def _wake_worker(self) -> None:
         if self.worker is not None:
             self.worker.wake.set()
-
-    def _on_telemetry(self, sample: zenoh.Sample) -> None:
-        client = self._client_of(sample.key_expr, "telemetry")
-        if client is None:
-            return
-        session = self.registry.get(client)
-        if session is None:
-            self.metrics.dropped.labels(reason="unknown_client").inc()
-            self._warn_once.warn(
-                ("unknown-telemetry", client), "telemetry from unknown client %r ignored", client
-            )
-            return
-        attachment = sample.attachment
-        if attachment is not None:
-            try:
-                header = MsgHeader.unpack(attachment.to_bytes())
-            except HeaderError:
-                header = None
-            if (
-                header is None
-                or not MIN_SUPPORTED_SCHEMA_VERSION <= header.schema_version <= MAX_SUPPORTED_SCHEMA_VERSION
-            ):
-                self.metrics.dropped.labels(reason="schema_version" if header else "bad_header").inc()
-                self._warn_once.warn(
-                    ("telemetry-header", client), "telemetry from %r has a foreign header", client
-                )
-                return
-        session.touch()  # the heartbeat: a paused client keeps its session
-        session.extras["telemetry"] = sample.payload.to_bytes()
-        self.metrics.heartbeats.inc()
-
-    def _on_liveliness(self, sample: zenoh.Sample) -> None:
-        try:
-            client = self.keys.client_uuid_from_key(str(sample.key_expr))
-        except KeyExpressionError:
-            return
-        session = self.registry.get(client)
-        if session is None:
-            return
-        if sample.kind == zenoh.SampleKind.DELETE:
-            session.token_dropped_mono = time.monotonic()
-        else:
-            session.token_dropped_mono = None
-            session.touch()
 
     # ---- control thread ---------------------------------------------------------------------------------
 
@@ -446,7 +350,7 @@ class PolicyServer:
         elif kind == "session":
             query.reply(query.key_expr, encode_message(self._session_query(body)))
         elif kind == "reset":
-            client = self._client_of(query.key_expr, "reset")
+            client = self._ingest.client_of(query.key_expr, "reset")
             reply = (
                 ResetAck(ok=False, error="reset key has no client chunk")
                 if client is None
@@ -517,25 +421,14 @@ class PolicyServer:
             f"; warnings: {'; '.join(decision.warnings)}" if decision.warnings else "",
         )
         return SessionAck(
+            **caps.advertised(),
             accepted=True,
             warnings=decision.warnings,
             session_id=session.session_id,
-            model_repo=caps.model_repo,
-            model_revision=caps.model_revision,
-            policy_type=caps.policy_type,
-            action_names=caps.action_names,
-            expected_cameras=caps.expected_cameras,
-            state_dim=caps.state_dim,
-            chunk_size=caps.chunk_size,
-            trained_fps=caps.trained_fps,
-            supports_rtc=caps.supports_rtc,
-            rtc_execution_horizon=caps.rtc_execution_horizon,
-            serving_mode=caps.serving_mode,
             warmed_up=self.warmed_up,
             schema_version=SCHEMA_VERSION,
             server_load=self.load(),
             rtc_downgraded=decision.rtc_downgraded,
-            model_fingerprint=caps.model_fingerprint,
         )
 
     def close_session(self, msg: SessionClose) -> ResetAck:
@@ -579,13 +472,7 @@ class PolicyServer:
 
     def _send_error(self, session: Session, header: MsgHeader, message: str) -> None:
         event = Event(kind="error", detail=message[:1000], session_id=session.session_id)
-        reply = MsgHeader(
-            msg_type=MsgType.EVENT,
-            seq_id=header.seq_id,
-            episode_id=header.episode_id,
-            client_mono_ns=header.client_mono_ns,
-            session_epoch=header.session_epoch,
-        )
+        reply = echo_header(header, MsgType.EVENT)
         session.publish(encode_message(event), reply.pack())
 
     def _send_event(self, session: Session, kind: str, detail: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
+import json
 import queue
 import signal
 import socket
@@ -50,7 +50,7 @@ from spinal.protocol import (
 )
 
 from spinal_server.demo_policy import DEMO_MODEL_ID, build_demo_policy
-from spinal_server.manifest import Manifest, load_manifest
+from spinal_server.manifest import Manifest, deep_merge, load_manifest
 from spinal_server.server import PolicyServer
 from spinal_server.zenoh_config import OBSERVATION_QOS
 
@@ -64,7 +64,7 @@ def free_tcp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_manifest(
+def make_test_manifest(
     model_path: Path,
     *,
     port: int | None = None,
@@ -118,13 +118,13 @@ def running_server(
         if model_path is None:
             model_path = build_demo_policy(Path(tmp) / "model")
             model_id = model_id or DEMO_MODEL_ID
-        manifest = test_manifest(
+        manifest = make_test_manifest(
             model_path, model_id=model_id or "test-policy", health=health, overrides=overrides
         )
         server = PolicyServer(manifest, **server_kwargs).start()
         try:
             yield RunningServer(
-                endpoint=manifest.zenoh.listen[0],
+                endpoint=(manifest.zenoh.listen or manifest.zenoh.connect)[0],
                 keys=server.keys,
                 manifest=manifest,
                 server=server,
@@ -155,7 +155,7 @@ def server_subprocess(
             model_path = build_demo_policy(work / "model")
             model_id = model_id or DEMO_MODEL_ID
         health_port = free_tcp_port() if health else None
-        manifest = test_manifest(
+        manifest = make_test_manifest(
             model_path,
             model_id=model_id or "test-policy",
             overrides=[*overrides, f"health.port={'null' if health_port is None else health_port}"],
@@ -241,15 +241,20 @@ class PolicyClient:
         declare_token: bool = True,
         connect_retries: int = 20,
         lease_ms: int = TEST_LEASE_MS,
+        extra_config: dict[str, Any] | None = None,
     ) -> None:
         self.keys = keys
         self.client_uuid = client_uuid or uuid.uuid4().hex[:12]
-        config = zenoh.Config.from_json5(
-            '{"mode": "client", "scouting": {"multicast": {"enabled": false}}, '
-            f'"connect": {{"endpoints": ["{endpoint}"], "timeout_ms": 5000}}, '
-            f'"transport": {{"link": {{"tx": {{"lease": {lease_ms}}}}}}}}}'
-        )
-        self._zenoh = _open_with_retries(config, connect_retries)
+        config = {
+            "mode": "client",
+            "scouting": {"multicast": {"enabled": False}},
+            "connect": {"endpoints": [endpoint], "timeout_ms": 5000},
+            # A big observation is many fragments; Zenoh's default queue of 2 batches drops them when the
+            # machine is busy. 16 (the maximum) lets a frame through; DROP still protects the control loop.
+            "transport": {"link": {"tx": {"lease": lease_ms, "queue": {"size": {"data": 16}}}}},
+        }
+        config = deep_merge(config, extra_config or {})
+        self._zenoh = _open_with_retries(zenoh.Config.from_json5(json.dumps(config)), connect_retries)
         self._inbox: queue.Queue[Received] = queue.Queue(maxsize=1024)
         self._seq = itertools.count(1)
         self.session: SessionAck | None = None
@@ -294,6 +299,11 @@ class PolicyClient:
         self.episode_id = self.episode_id + 1 if episode_id is None else episode_id
         msg = Reset(client_uuid=self.client_uuid, episode_id=self.episode_id)
         return decode_reset_ack(self._query(self.keys.reset(self.client_uuid), encode_message(msg), timeout))
+
+    def server_alive(self, timeout: float = 1.0) -> bool:
+        """Whether the server's liveliness token is declared (it goes first when the server drains)."""
+        replies = self._zenoh.liveliness().get(self.keys.server_alive, timeout=timeout)
+        return any(reply.ok is not None for reply in replies)
 
     def _query(self, key: str, payload: bytes, timeout: float) -> bytes:
         replies = self._zenoh.get(key, payload=payload, timeout=timeout)
@@ -410,12 +420,9 @@ def observation(
     value: int = 128,
     **fields: Any,
 ) -> Observation:
-    """An observation with a flat-colour frame per camera (native size `(h, w)`), sent as raw pixels."""
+    """An observation with a flat-colour frame per camera (native size `(h, w)`), JPEG-encoded on send
+    (`jpeg_quality=0` in `fields` sends raw pixels instead)."""
     cams = {"front": (480, 640)} if cameras is None else cameras
     images = {name: np.full((h, w, 3), value, np.uint8) for name, (h, w) in cams.items()}
-    return Observation(state=np.asarray(state, np.float32), images=images, jpeg_quality=0, **fields)
-
-
-def environment_without_proxy() -> dict[str, str]:
-    """The current environment minus HTTP proxies, so a local health check never leaves the machine."""
-    return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    fields.setdefault("jpeg_quality", 90)
+    return Observation(state=np.asarray(state, np.float32), images=images, **fields)

@@ -48,6 +48,23 @@ class ServiceCapabilities:
     def expected_cameras(self) -> list[str]:
         return list(self.camera_shapes)
 
+    def advertised(self) -> dict[str, object]:
+        """The capability fields `Status` and an accepting `SessionAck` both carry."""
+        return {
+            "model_repo": self.model_repo,
+            "model_revision": self.model_revision,
+            "policy_type": self.policy_type,
+            "action_names": list(self.action_names),
+            "expected_cameras": self.expected_cameras,
+            "state_dim": self.state_dim,
+            "chunk_size": self.chunk_size,
+            "trained_fps": self.trained_fps,
+            "supports_rtc": self.supports_rtc,
+            "rtc_execution_horizon": self.rtc_execution_horizon,
+            "serving_mode": self.serving_mode,
+            "model_fingerprint": self.model_fingerprint,
+        }
+
 
 @dataclass
 class OpenDecision:

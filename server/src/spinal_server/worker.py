@@ -24,7 +24,7 @@ from spinal.protocol import (
     encode_action_chunk,
 )
 
-from spinal_server.audit import AuditRecord, write_audit
+from spinal_server.audit import AuditRecord, AuditTrail
 from spinal_server.capture import CaptureRecord, CaptureRing
 from spinal_server.errors import InferenceError, ObservationError
 from spinal_server.metrics import ServerMetrics
@@ -34,6 +34,17 @@ from spinal_server.scheduler import Scheduler
 from spinal_server.session import MailboxItem, Session, SessionRegistry
 
 log = logging.getLogger("spinal_server.worker")
+
+
+def echo_header(request: MsgHeader, msg_type: MsgType) -> MsgHeader:
+    """The header of an answer: the request's seq, episode, client clock and epoch, echoed untouched."""
+    return MsgHeader(
+        msg_type=msg_type,
+        seq_id=request.seq_id,
+        episode_id=request.episode_id,
+        client_mono_ns=request.client_mono_ns,
+        session_epoch=request.session_epoch,
+    )
 
 
 @dataclass
@@ -66,6 +77,7 @@ class InferenceWorker:
         pin_task: bool,
         exclusive: bool,
         capture: CaptureRing | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.runtime = runtime
         self.registry = registry
@@ -78,6 +90,7 @@ class InferenceWorker:
         self.pin_task = pin_task
         self.exclusive = exclusive
         self.capture = capture
+        self.audit = audit
         self.wake = threading.Event()
         self.model_lock = threading.Lock()  # serializes forwards against resets from the control thread
         self._stopping = threading.Event()
@@ -218,13 +231,14 @@ class InferenceWorker:
             server_load=self.load(),
             session_id=session.session_id,
         )
-        reply_header = MsgHeader(
-            msg_type=MsgType.CHUNK,
-            seq_id=header.seq_id,
-            episode_id=header.episode_id,
-            client_mono_ns=header.client_mono_ns,
-            session_epoch=header.session_epoch,
-        )
+        reply_header = echo_header(header, MsgType.CHUNK)
+        # Count before publishing: whoever holds the chunk can already read consistent metrics.
+        self.metrics.requests.inc()
+        self.metrics.queue_wait.observe(queue_wait_ms)
+        self.metrics.inference.observe(inference_ms)
+        session.stats.requests += 1
+        session.stats.last_queue_wait_ms = queue_wait_ms
+        session.stats.last_inference_ms = inference_ms
         outcome = "ok"
         if session.closed:
             self.metrics.dropped.labels(reason="closed").inc()
@@ -235,13 +249,7 @@ class InferenceWorker:
             except Exception as exc:  # a publisher undeclared under us by a concurrent close
                 self.metrics.dropped.labels(reason="closed").inc()
                 outcome = f"dropped: {exc}"
-        self.metrics.requests.inc()
-        self.metrics.queue_wait.observe(queue_wait_ms)
-        self.metrics.inference.observe(inference_ms)
-        session.stats.requests += 1
-        session.stats.last_queue_wait_ms = queue_wait_ms
-        session.stats.last_inference_ms = inference_ms
-        delay = min(job.obs.inference_delay_steps, self.runtime.spec.chunk_size) if session.rtc_enabled else 0  # type: ignore[union-attr]
+        delay = self._executed_from(job)
         self._audit(
             job,
             queue_wait_ms,
@@ -272,6 +280,13 @@ class InferenceWorker:
                 )
             )
 
+    def _executed_from(self, job: _Job) -> int:
+        """The first chunk step the client will execute: the RTC delay the model actually applied."""
+        name = self.runtime.spec.names.inference_delay
+        if job.prepared is None or not name or name not in job.prepared.arrays:
+            return 0
+        return int(job.prepared.arrays[name])
+
     def _fail(self, job: _Job, kind: str, message: str) -> None:
         session, header = job.session, job.item.header
         self.metrics.errors.labels(kind=kind).inc()
@@ -296,8 +311,10 @@ class InferenceWorker:
         batch: int,
         outcome: str,
     ) -> None:
+        if self.audit is None:
+            return
         header = job.item.header
-        write_audit(
+        self.audit.write(
             AuditRecord(
                 session_id=job.session.session_id,
                 client_uuid=job.session.client_uuid,

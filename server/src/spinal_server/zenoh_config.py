@@ -11,7 +11,7 @@ from typing import Any
 import zenoh
 
 from spinal_server.errors import ManifestError
-from spinal_server.manifest import ZenohSpec
+from spinal_server.manifest import ZenohSpec, deep_merge
 
 
 def zenoh_config_dict(spec: ZenohSpec) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def zenoh_config_dict(spec: ZenohSpec) -> dict[str, Any]:
         config["listen"] = {"endpoints": list(spec.listen)}
     if spec.connect:
         config["connect"] = {"endpoints": list(spec.connect)}
-    return _deep_merge(config, spec.extra_config or {})
+    return deep_merge(config, spec.extra_config or {})
 
 
 def build_zenoh_config(spec: ZenohSpec) -> zenoh.Config:
@@ -56,17 +56,6 @@ def build_zenoh_config(spec: ZenohSpec) -> zenoh.Config:
         raise ManifestError(
             f"zenoh config is refused by Zenoh ({exc}); check zenoh.extra_config and the endpoints"
         ) from None
-
-
-def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for key, value in b.items():
-        out[key] = (
-            _deep_merge(out[key], value)
-            if isinstance(value, dict) and isinstance(out.get(key), dict)
-            else value
-        )
-    return out
 
 
 # QoS of the design: chunks RELIABLE + DROP (never BLOCK: a dead robot uplink must not stall the worker),

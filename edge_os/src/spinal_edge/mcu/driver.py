@@ -286,6 +286,14 @@ class McuLink:
         self._wake.set()
         with self._cond:
             self._cond.notify_all()
+        hello = self._hello
+        if hello is not None and not hello.done():
+            hello.set_exception(McuNotConnected("the driver was closed"))
+        with self._lock:
+            pending = list(self._pending.values())
+        for cmd in pending:
+            if cmd.future is not None and not cmd.future.done():
+                cmd.future.set_exception(McuNotConnected("the driver was closed"))
         if self._supervisor is not None:
             self._supervisor.join(timeout=5)
 
@@ -520,7 +528,7 @@ class McuLink:
             try:
                 return future.result(self.handshake_timeout_s)
             except TimeoutError:
-                if self._session is None or self._session.ended.is_set():
+                if self._closed.is_set() or self._session is None or self._session.ended.is_set():
                     break
         raise McuTimeout(f"no HELLO_REPLY from {self.port}: is the spinal firmware running on it?")
 
@@ -555,13 +563,17 @@ class McuLink:
         )
 
     def _idle_keepalive_due(self, last_write: float) -> bool:
-        # Only while torque is off does the driver feed the watchdog by itself: with torque on, liveness must
-        # come from the control loop (targets or heartbeat()), so a stalled loop makes the arm HOLD.
-        if not self.idle_keepalive or self._torque_wanted or not self._ready.is_set():
+        # Only while the MCU's torque is off does the driver feed the watchdog by itself: with torque on,
+        # liveness must come from the control loop (targets or heartbeat()), so a stalled loop makes the arm
+        # HOLD. With torque off it keeps an idle link quiet, and it covers its own re-handshake after a reboot,
+        # when it holds the application's targets back (torque is restored from the present position after).
+        if not self.idle_keepalive:
             return False
         state = self._latest_state
-        if state is not None and state.torque_on:
+        if state is None or state.torque_on:
             return False
+        if self._ready.is_set() and self._torque_wanted:
+            return False  # torque is about to come on at the application's request: its targets count now
         return time.monotonic() - last_write >= self._keepalive_s
 
     def _next_seq(self) -> int:

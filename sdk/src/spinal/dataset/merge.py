@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from spinal.dataset import layout
 from spinal.dataset.card import write_card
@@ -23,6 +25,7 @@ from spinal.dataset.writer import DatasetWriter, EpisodeInput
 
 _VIDEO_SIGNATURE = ("video.codec", "video.pix_fmt", "video.width", "video.height")
 _DERIVED = ("episode_index", "index", "task_index")
+_CARRIED_INFO = ("tools",)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ def merge_datasets(
         shutil.rmtree(output)
     output.mkdir(parents=True, exist_ok=True)
     features = {key: {k: v for k, v in ft.items() if k != "info"} for key, ft in first.features.items()}
+    # Columns that only a layer above spinal.dataset understands (language annotations) are copied with the
+    # types their files already have, and info.json keys such as the declared tools travel with them.
     writer = DatasetWriter(
         output,
         fps=first.fps,
@@ -77,6 +82,8 @@ def merge_datasets(
         video_files_size_in_mb=int(
             first.info.get("video_files_size_in_mb", layout.DEFAULT_VIDEO_FILE_SIZE_MB)
         ),
+        data_schema=_data_schema(first),
+        extra_info={k: first.info[k] for k in _CARRIED_INFO if k in first.info},
     )
     try:
         for reader in readers:
@@ -95,8 +102,19 @@ def merge_datasets(
     )
 
 
+def _data_schema(reader: DatasetReader) -> pa.Schema:
+    return pq.read_schema(reader.data_files()[0])
+
+
 def _check_compatible(a: DatasetReader, b: DatasetReader) -> None:
     where = f"{b.root} and {a.root}"
+    for key in _CARRIED_INFO:
+        if a.info.get(key) != b.info.get(key):
+            raise MergeError(f"{where} declare different {key!r} in meta/info.json; make them equal first")
+    schema_a, schema_b = _data_schema(a), _data_schema(b)
+    for field in schema_a:
+        if field.name in schema_b.names and schema_b.field(field.name).type != field.type:
+            raise MergeError(f"column {field.name!r} has different types in the data files of {where}")
     if a.fps != b.fps:
         raise MergeError(f"{where} have different fps ({b.fps} vs {a.fps}); resample one of them first")
     if a.info.get("robot_type") != b.info.get("robot_type"):

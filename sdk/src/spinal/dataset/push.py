@@ -12,7 +12,7 @@ from spinal.dataset import layout
 from spinal.dataset.errors import PushError
 from spinal.dataset.validate import validate_dataset
 
-IGNORE_PATTERNS = [".spinal-*", ".spinal-*/**", "**/.DS_Store"]
+IGNORE_PATTERNS = [".spinal-*", ".spinal-*/**", ".annotate_staging", ".annotate_staging/**", "**/.DS_Store"]
 
 
 def push_dataset(

@@ -60,7 +60,10 @@ class DatasetWriter:
         chunks_size: int = layout.DEFAULT_CHUNKS_SIZE,
         data_files_size_in_mb: int = layout.DEFAULT_DATA_FILE_SIZE_MB,
         video_files_size_in_mb: int = layout.DEFAULT_VIDEO_FILE_SIZE_MB,
+        data_schema: pa.Schema | None = None,
+        extra_info: dict[str, Any] | None = None,
     ) -> None:
+        """`data_schema` keeps an existing dataset's column types (merge); `extra_info` adds info.json keys."""
         self.root = Path(root)
         self.fps = fps
         self.robot_type = robot_type
@@ -68,7 +71,8 @@ class DatasetWriter:
         self.chunks_size = chunks_size
         self.data_mb = data_files_size_in_mb
         self.video_mb = video_files_size_in_mb
-        self._schema = layout.data_schema(self.features)
+        self._schema = data_schema if data_schema is not None else layout.data_schema(self.features)
+        self._extra_info = dict(extra_info or {})
         self._video_keys = layout.video_keys(self.features)
         self._tasks: dict[str, int] = {}
         self._episodes: list[dict[str, Any]] = []
@@ -149,6 +153,7 @@ class DatasetWriter:
             fps=self.fps,
             features=self.features,
         )
+        info.update({k: v for k, v in self._extra_info.items() if k not in info})
         layout.write_json(self.root / layout.INFO_PATH, info)
         return info
 
