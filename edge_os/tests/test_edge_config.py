@@ -165,3 +165,12 @@ def test_the_server_section_of_the_image_config_feeds_the_inference_client(tmp_p
 def test_half_a_tls_setup_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\[server\] tls: .*set all three or none"):
         load_config_file(_write(tmp_path, '[server.tls]\nca_file = "/x/ca.pem"\n'))
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "config" / "edge.toml"
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="edge_os/config/edge.toml comes from the image branch")
+def test_the_config_the_image_ships_is_valid() -> None:
+    config, _raw = load_config_file(SHIPPED)
+    assert config.http.port == 8080 and config.data_dir == DEFAULT_DATA_DIR

@@ -133,6 +133,9 @@ def test_a_full_queue_refuses_and_counts_instead_of_blocking(tmp_path: Path) -> 
     ]
     assert time.perf_counter() - t0 < 1.0
     assert accepted.count(True) == 16 and rec.refused == 24
+    rec._housekeeping()  # what the writer thread does between items
+    assert "recorder_queue_full" in rec.warnings.codes()
+    assert "24 recorded item(s) were dropped" in rec.warnings.recent()[0].message
 
 
 def test_an_episode_torn_by_a_crash_is_recovered_at_start_up(tmp_path: Path) -> None:

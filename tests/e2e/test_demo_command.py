@@ -4,6 +4,7 @@ episode; Ctrl-C stops everything, and no process of the cell outlives the demo.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -99,19 +101,29 @@ def _read_until(proc: subprocess.Popen[str], pattern: str, lines: list[str], tim
     raise AssertionError(f"{pattern!r} not seen; output so far:\n" + "\n".join(lines[-40:]))
 
 
-def test_a_bounded_demo_prints_url_token_status_records_and_leaves_no_process(tmp_path: Path) -> None:
-    proc = _start_demo("--duration", "25", "--record", "6", "--workdir", str(tmp_path / "demo"))
+@contextlib.contextmanager
+def _demo(*args: str) -> Iterator[tuple[subprocess.Popen[str], ProcessTree, list[str]]]:
+    """The demo as a child, its process tree watched; killed (and the watch stopped) whatever happens."""
+    proc = _start_demo(*args)
     tree = ProcessTree(proc.pid)
-    lines: list[str] = []
     try:
-        _read_until(proc, r"^policy +\| inference streaming", lines)
-        _read_until(proc, r"episode \S+ kept: \d+ frames", lines)
-        remaining, _ = proc.communicate(timeout=240)
+        yield proc, tree, []
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(30)
         tree.stop()
+
+
+def test_a_bounded_demo_prints_url_token_status_records_and_leaves_no_process(tmp_path: Path) -> None:
+    with _demo("--duration", "25", "--record", "6", "--workdir", str(tmp_path / "demo")) as (
+        proc,
+        tree,
+        lines,
+    ):
+        _read_until(proc, r"^policy +\| inference streaming", lines)
+        _read_until(proc, r"episode \S+ kept: \d+ frames", lines)
+        remaining, _ = proc.communicate(timeout=240)
     output = "\n".join(lines) + remaining
     assert proc.returncode == 0, output
     assert re.search(r"device page: http://127\.0\.0\.1:\d+", output)
@@ -124,18 +136,10 @@ def test_a_bounded_demo_prints_url_token_status_records_and_leaves_no_process(tm
 
 
 def test_ctrl_c_stops_the_whole_cell(tmp_path: Path) -> None:
-    proc = _start_demo("--workdir", str(tmp_path / "demo"))
-    tree = ProcessTree(proc.pid)
-    lines: list[str] = []
-    try:
+    with _demo("--workdir", str(tmp_path / "demo")) as (proc, tree, lines):
         _read_until(proc, r"^policy +\|", lines)
         proc.send_signal(signal.SIGINT)
         remaining, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-        tree.stop()
     assert proc.returncode == 0, "\n".join(lines) + remaining
     assert "spinal demo: stopped." in remaining
     assert tree.survivors() == []

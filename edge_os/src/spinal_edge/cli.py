@@ -51,7 +51,7 @@ def config_check(file: Path = typer.Argument(..., help="the TOML config file to 
     cameras = ", ".join(f"{n} ({c.kind})" for n, c in config.cameras.items()) or "none"
     typer.echo(
         f"{file}: OK — HTTP port {config.http.port}, loop {config.loop.rate_hz:g} Hz, MCU {config.robot.mcu_port}, "
-        f"cameras: {cameras}, inference: {config.inference.engine}, data in {config.data_dir}"
+        f"cameras: {cameras}, inference: {config.engine_kind()}{' (auto)' if config.inference.engine == 'auto' else ''}, data in {config.data_dir}"
     )
 
 

@@ -98,14 +98,15 @@ class EdgeDaemon:
                 target=self._enter_start_mode, args=(start_mode,), name="start-mode", daemon=True
             ).start()
 
-    def _enter_start_mode(self, mode: RobotMode, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
+    def _enter_start_mode(self, mode: RobotMode, warn_after_s: float = 60.0) -> None:
+        deadline = time.monotonic() + warn_after_s
         while self._started and self.arm.latest_state() is None:
-            if time.monotonic() > deadline:
+            if deadline and time.monotonic() > deadline:
                 self.warnings.add(
-                    "start_mode_refused", f"start_mode {mode.value}: the MCU sent no state in {timeout_s:g} s"
+                    "start_mode_waiting",
+                    f"start_mode {mode.value} waits for the MCU: no state in {warn_after_s:g} s",
                 )
-                return
+                deadline = 0.0
             time.sleep(0.05)
         if not self._started:
             return

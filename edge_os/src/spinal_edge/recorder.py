@@ -124,6 +124,7 @@ class EpisodeRecorder:
         self.last_error = ""
         self.free_bytes_seen: int | None = None
         self.refused = 0  # offers refused because the queue was full
+        self._refused_reported = 0
         self.rejected = 0  # items the writer refused (out-of-order or invalid), counted and skipped
         self.episodes_finished = 0
         self.recovered: list[str] = []
@@ -427,6 +428,14 @@ class EpisodeRecorder:
     def _housekeeping(self) -> None:
         writer = self._writer
         now = time.monotonic()
+        if self.refused != self._refused_reported:
+            dropped = self.refused - self._refused_reported
+            self._refused_reported = self.refused
+            self.warnings.add(
+                "recorder_queue_full",
+                f"{dropped} recorded item(s) were dropped because the recorder's queue was full; the data disk is"
+                " too slow for this rate and these cameras",
+            )
         if writer is not None and now - self._last_sync >= self.settings.fsync_interval_s:
             try:
                 writer.sync()

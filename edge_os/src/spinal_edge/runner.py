@@ -132,6 +132,14 @@ def run(config_path: Path, *, build: Callable[[SettingsStore], EdgeDaemon] | Non
         )
         return 2
 
+    # Threads inherit the scheduling of the thread that creates them: set it before any part starts, so a
+    # thread holding the GIL is not pushed aside by other processes while the loop waits for it.
+    from spinal_edge.control.timing import set_realtime_priority
+
+    realtime_error = set_realtime_priority(store.config.loop.daemon_realtime_priority)
+    if realtime_error:
+        log.warning("daemon threads keep normal scheduling", extra={"error": realtime_error})
+
     if build is None:
         from spinal_edge.assembly import build_daemon
 
@@ -152,6 +160,8 @@ def run(config_path: Path, *, build: Callable[[SettingsStore], EdgeDaemon] | Non
         log.error("the daemon cannot be built", extra={"error": str(exc)})
         print(f"spinal-edge: {exc}", file=sys.stderr)
         return 2
+    if realtime_error:
+        daemon.warnings.add("realtime_refused", realtime_error)
     http: HttpServer | None = None
     watchdog = LoopWatchdog(notifier, lambda: daemon.loop.stats.ticks)
     try:

@@ -106,6 +106,21 @@ class LoopSettings(_Section):
     realtime_priority: int = _field(
         0, "set it to 0 (normal scheduling) or a SCHED_FIFO priority between 1 and 99", ge=0, le=99
     )
+    daemon_realtime_priority: int = _field(
+        0,
+        "set it to 0 or a SCHED_FIFO priority below realtime_priority (e.g. 1) for the daemon's other threads",
+        ge=0,
+        le=98,
+    )
+
+    @model_validator(mode="after")
+    def _loop_outranks_the_rest(self) -> LoopSettings:
+        if self.daemon_realtime_priority and self.daemon_realtime_priority >= self.realtime_priority:
+            raise ValueError(
+                "daemon_realtime_priority must be below realtime_priority (the loop must outrank the other threads);"
+                " set realtime_priority higher, e.g. 50"
+            )
+        return self
 
 
 class CameraSettings(_Section):

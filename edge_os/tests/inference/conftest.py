@@ -176,3 +176,160 @@ def waiter() -> Callable[..., Any]:
 @pytest.fixture
 def ramp() -> Callable[..., ChunkReply]:
     return ramp_chunk
+
+
+# ---- real-network helpers (used with spinal_server.testing) ----------------------------------------
+
+
+class RobotLoop:
+    """A simulated control loop: notify + get_action at `fps` on its own thread, recording every action.
+
+    Anything `get_action`/`notify_observation` raises is recorded (and fails the tests that check it).
+    """
+
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        fps: float = 30.0,
+        state: Callable[[int], np.ndarray] | None = None,
+        image: Any = None,
+    ) -> None:
+        self.engine = engine
+        self.period = 1.0 / fps
+        self.state = state or (lambda i: np.zeros(6, np.float32))
+        self.image = image if image is not None else np.full((96, 128, 3), 100, np.uint8)
+        self.actions: list[Any] = []
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="robot-loop", daemon=True)
+
+    def __enter__(self) -> RobotLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        from spinal_edge.inference import RobotObservation
+
+        i = 0
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.engine.notify_observation(
+                    RobotObservation(state=self.state(i), images={"front": self.image})
+                )
+                self.actions.append(self.engine.get_action())
+            except BaseException as exc:  # recorded: the contract is that these never raise
+                self.errors.append(exc)
+            i += 1
+            next_tick += self.period
+            self._stop.wait(max(0.0, next_tick - time.monotonic()))
+
+
+@pytest.fixture
+def robot_loop_cls() -> type[RobotLoop]:
+    return RobotLoop
+
+
+@pytest.fixture
+def engines() -> Any:
+    """Collects engines; every one is stopped at teardown even when the test failed."""
+    made: list[Any] = []
+    yield made
+    for e in made:
+        e.stop(timeout_s=10)
+
+
+class ServerProcess:
+    """`python -m spinal_server serve` in a subprocess (so a test can SIGKILL it), started on `endpoint`.
+
+    Written here rather than using `spinal_server.testing.server_subprocess` because that helper's probe
+    gives a slow start (a loaded machine) a single 5 s connect attempt; this one waits up to `start_timeout`.
+    """
+
+    def __init__(self, model: Any, *, model_id: str, endpoint: str, workdir: Any, overrides: list[str] = ()):
+        import subprocess
+        import sys
+
+        import yaml
+        from spinal_server import testing
+
+        self.endpoint = endpoint
+        self.manifest = testing.test_manifest(
+            model, model_id=model_id, overrides=[f"zenoh.listen=[{endpoint}]", *overrides]
+        )
+        self.keys = self.manifest.service_keys()
+        path = workdir / f"server-{uuid_hex()}.yaml"
+        path.write_text(yaml.safe_dump(self.manifest.model_dump(mode="json")))
+        self.log_path = path.with_suffix(".log")
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "spinal_server", "serve", "--manifest", str(path)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def wait_serving(self, timeout: float = 60.0) -> ServerProcess:
+        import zenoh
+        from spinal_server import testing
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"spinal-server exited with {self.process.returncode}: {self.log_tail()}")
+            try:
+                with testing.PolicyClient(
+                    self.endpoint, self.keys, declare_token=False, connect_retries=0
+                ) as p:
+                    p.status(timeout=2.0)
+                    return self
+            except (zenoh.ZError, TimeoutError, RuntimeError):
+                time.sleep(0.2)
+        raise TimeoutError(f"spinal-server did not answer status within {timeout} s: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-2000:]
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, no goodbye; the kernel closes its sockets."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        from spinal_server import testing
+
+        testing.stop_process(self.process)
+        self._log.close()
+
+
+def uuid_hex() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def server_process(tmp_path):
+    """Start servers in subprocesses; every one is stopped (SIGTERM, then SIGKILL) at teardown."""
+    started: list[ServerProcess] = []
+
+    def start(model: Any, *, model_id: str, endpoint: str, overrides: list[str] = ()) -> ServerProcess:
+        proc = ServerProcess(
+            model, model_id=model_id, endpoint=endpoint, workdir=tmp_path, overrides=overrides
+        )
+        started.append(proc)
+        return proc.wait_serving()
+
+    yield start
+    for proc in started:
+        proc.stop()

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from spinal_edge.cameras.source import CameraStats
 from spinal_edge.control.ports import RobotMode
 
 
@@ -95,21 +96,6 @@ class LoopStatus(BaseModel):
     realtime_error: str
 
 
-class CameraStatus(BaseModel):
-    name: str
-    kind: str
-    running: bool
-    fps: float
-    frames: int
-    dropped: int
-    errors: int
-    reopens: int
-    width: int
-    height: int
-    age_ms: float | None
-    last_error: str
-
-
 class McuStatus(BaseModel):
     connected: bool
     joint_names: list[str]
@@ -162,7 +148,7 @@ class Status(BaseModel):
     task: str
     inference: InferenceStatus
     loop: LoopStatus
-    cameras: dict[str, CameraStatus]
+    cameras: dict[str, CameraStats]
     mcu: McuStatus
     recorder: RecorderStatus | None
     warnings: list[WarningItem]

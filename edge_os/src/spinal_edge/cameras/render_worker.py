@@ -8,6 +8,8 @@ empty request means "state unknown". The worker exits when its stdin closes (the
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from typing import BinaryIO
 
@@ -32,6 +34,9 @@ def serve(width: int, height: int, view: str, quality: int, inp: BinaryIO, out: 
 
 
 def main() -> int:
+    # A real-time daemon's children inherit its scheduling; a renderer must never compete at that level.
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--width", type=int, required=True)
     parser.add_argument("--height", type=int, required=True)

@@ -145,13 +145,14 @@ class ChunkEngine(InferenceEngine):
             now = self._clock.now()
             q = self._queue
             qa = None
-            if q is not None and self._fsm.dead_reason is None:
-                qa, dropped = q.pop(now - self._cfg.max_action_age_s)
-                if dropped:
-                    self._c["stale_drops"] += dropped
-                if q.qsize() <= self._gate_steps:
-                    self._wake.set()
-            state = self._fsm.evaluate(now, qa is not None)
+            with self._fsm.lock:
+                if q is not None and self._fsm.dead_reason is None:
+                    qa, dropped = q.pop(now - self._cfg.max_action_age_s)
+                    if dropped:
+                        self._c["stale_drops"] += dropped
+                state = self._fsm.evaluate(now, qa is not None)
+            if q is not None and q.qsize() <= self._gate_steps:
+                self._wake.set()
             if qa is not None:
                 self._last = qa
                 o = qa.origin
@@ -345,13 +346,13 @@ class ChunkEngine(InferenceEngine):
         assert q is not None  # made by the first session
         cutoff = now - self._cfg.max_action_age_s
         if self._paused:
-            self._fsm.evaluate(now, q.has_fresh(cutoff))
+            self._fsm.evaluate(now, lambda: q.has_fresh(cutoff))
             return min(_IDLE_WAIT_S, heartbeat_in)
         if q.qsize() > self._gate_steps:
-            self._fsm.evaluate(now, q.has_fresh(cutoff))
+            self._fsm.evaluate(now, lambda: q.has_fresh(cutoff))
             return min(_IDLE_WAIT_S, heartbeat_in)
         self._fsm.chunk_wanted(now)
-        self._fsm.evaluate(now, q.has_fresh(cutoff))
+        self._fsm.evaluate(now, lambda: q.has_fresh(cutoff))
         if not link.server_present:
             return min(_IDLE_WAIT_S, heartbeat_in)  # nobody to ask; the offline clock is running
         obs = self._slot
@@ -432,7 +433,7 @@ class ChunkEngine(InferenceEngine):
         self._last_inference_ms = reply.inference_ms
         self._last_queue_wait_ms = reply.queue_wait_ms
         self._fsm.chunk_merged(now)
-        self._fsm.evaluate(now, q.has_fresh(now - self._cfg.max_action_age_s))
+        self._fsm.evaluate(now, lambda: q.has_fresh(now - self._cfg.max_action_age_s))
 
     def _usable_chunk(
         self, reply: ChunkReply, session: SessionInfo
@@ -460,7 +461,7 @@ class ChunkEngine(InferenceEngine):
 
     def _connect(self, now: float) -> float:
         if now < self._next_connect_at:
-            self._fsm.evaluate(now, self._queue_fresh(now))
+            self._fsm.evaluate(now, lambda: self._queue_fresh(now))
             return min(self._next_connect_at - now, _IDLE_WAIT_S)
         with self._lock:
             self._epoch = (self._epoch + 1) % _U32
@@ -481,7 +482,7 @@ class ChunkEngine(InferenceEngine):
             self._c["handshake_failures"] += 1
             self._next_connect_at = self._clock.now() + delay
             log.warning("handshake attempt %d failed (%s); retrying in %.2f s", self._attempt, exc, delay)
-            self._fsm.evaluate(now, self._queue_fresh(now))
+            self._fsm.evaluate(now, lambda: self._queue_fresh(now))
             return min(delay, _IDLE_WAIT_S)
         first = self._contract is None
         if first:
@@ -600,7 +601,7 @@ class ChunkEngine(InferenceEngine):
         return self._latency.delay_steps(self._robot.dt, cap)
 
     def _session_id(self) -> str:
-        s = self._session or self._contract
+        s = self._session
         return s.session_id if s is not None else ""
 
     def _wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> bool:

@@ -52,7 +52,9 @@ class FailSafe:
         history: int = 128,
     ) -> None:
         self._t = thresholds
-        self._lock = threading.Lock()
+        # Re-entrant: the control loop holds it across "pop an action, evaluate", so the worker can never
+        # evaluate with a queue view older than the one the control loop just acted on.
+        self._lock = threading.RLock()
         self._on_transition = on_transition
         self._state = ClientState.CONNECTING
         self._ever_merged = False
@@ -66,6 +68,7 @@ class FailSafe:
         self._offline_reason = ""
         self._wanted_since: float | None = None
         self._session_since = 0.0
+        self._last_eval = float("-inf")
         self._request_failed = False
         self.history: deque[Transition] = deque(maxlen=history)
         self.transition_counts: Counter[str] = Counter()
@@ -154,6 +157,11 @@ class FailSafe:
     # ---- queries -------------------------------------------------------------------------------
 
     @property
+    def lock(self) -> threading.RLock:
+        """Hold it to make a queue change and the evaluation that follows one step."""
+        return self._lock
+
+    @property
     def state(self) -> ClientState:
         with self._lock:
             return self._state
@@ -188,10 +196,16 @@ class FailSafe:
             off = self._offline_for(now)
             return not self._paused and off is not None and off >= self._t.max_offline_s
 
-    def evaluate(self, now: float, queue_fresh: bool, *, reason: str | None = None) -> ClientState:
-        """The state for this instant given whether the queue holds a fresh action; records a change."""
+    def evaluate(
+        self, now: float, queue_fresh: bool | Callable[[], bool], *, reason: str | None = None
+    ) -> ClientState:
+        """The state for this instant given whether the queue holds a fresh action (a callable is asked
+        under the lock, so the answer is current); records a change."""
         with self._lock:
-            new, why = self._compute(now, queue_fresh)
+            # Two threads evaluate; an instant read before the other's must not turn time back.
+            now = self._last_eval = max(now, self._last_eval)
+            fresh = queue_fresh() if callable(queue_fresh) else queue_fresh
+            new, why = self._compute(now, fresh)
             old = self._state
             if new == old:
                 return new

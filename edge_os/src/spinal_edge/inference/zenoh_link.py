@@ -28,7 +28,19 @@ TELEMETRY_QOS: dict[str, Any] = {
 
 def zenoh_config_dict(config: InferenceConfig) -> dict[str, Any]:
     """The session config: mode, endpoints (re-dialled quickly after a loss), lease, TLS."""
-    link: dict[str, Any] = {"tx": {"lease": config.lease_ms}}
+    link: dict[str, Any] = {
+        "tx": {
+            "lease": config.lease_ms,
+            # One observation (three camera JPEGs, ~350 KB) must fit the data queue whole, and a busy CPU
+            # must not turn a few milliseconds of scheduling delay into a dropped request.
+            "queue": {
+                "size": {"data": 16},
+                "congestion_control": {
+                    "drop": {"wait_before_drop": 50_000, "max_wait_before_drop_fragments": 250_000}
+                },
+            },
+        }
+    }
     if config.tls is not None:
         link["tls"] = {
             "root_ca_certificate": str(config.tls.root_ca_certificate),

@@ -254,7 +254,7 @@ class ZenohChunkSource:
         if not MIN_SUPPORTED_SCHEMA_VERSION <= header.schema_version <= MAX_SUPPORTED_SCHEMA_VERSION:
             self._bad(f"message with schema_version {header.schema_version} dropped")
             return None
-        ours = (header.session_epoch, header.episode_id, header.seq_id) == (
+        ours = request is not None and (header.session_epoch, header.episode_id, header.seq_id) == (
             request.epoch,
             request.episode_id,
             request.seq_id,
@@ -264,7 +264,7 @@ class ZenohChunkSource:
         if header.msg_type != MsgType.CHUNK:
             self._bad(f"message type {header.msg_type} on the action key dropped")
             return None
-        if not ours:
+        if not ours or request is None:
             self._c.stale_chunks += 1
             return None
         try:
@@ -341,6 +341,13 @@ class ZenohChunkSource:
             log.debug("telemetry not sent: %s", exc)
 
     def link_status(self) -> LinkStatus:
+        # Between requests nothing reads the inbox: events (a drain) are handled here, and a chunk that
+        # turns up with no request waiting answers a withdrawn one (counted as stale).
+        with self._cond:
+            items = list(self._inbox)
+            self._inbox.clear()
+        for hdr, payload in items:
+            self._match(hdr, payload, None)
         with self._cond:
             return LinkStatus(self._server_present, self._draining, self._detail)
 

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 
 from spinal_edge.api.auth import require_principal
 from spinal_edge.api.deps import get_daemon
-from spinal_edge.api.models import CameraStatus, ErrorBody
+from spinal_edge.api.models import ErrorBody
+from spinal_edge.cameras.source import CameraStats
 from spinal_edge.daemon import EdgeDaemon
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"], dependencies=[Depends(require_principal)])
 
 
-@router.get("", response_model=list[CameraStatus])
-def cameras(daemon: EdgeDaemon = Depends(get_daemon)) -> list[dict]:
-    return [dataclasses.asdict(cam.stats()) for cam in daemon.cameras.values()]
+@router.get("", response_model=list[CameraStats])
+def cameras(daemon: EdgeDaemon = Depends(get_daemon)) -> list[CameraStats]:
+    return [cam.stats() for cam in daemon.cameras.values()]
 
 
 @router.get(
