@@ -73,6 +73,17 @@ def _validate(dataset: Path) -> str:
     return done.stdout
 
 
+def _let_it_record(cell: DemoCell) -> None:
+    """A person ends an episode after something happened: wait until every stream has some frames."""
+
+    def enough() -> bool:
+        episode = cell.client.get("/api/episode").json().get("episode") or {}
+        cameras = episode.get("camera_frames") or {}
+        return episode.get("frames", 0) >= 20 and min(cameras.values(), default=0) >= 10
+
+    wait_for(enough, timeout=WAIT_S)
+
+
 def _recording_frames(cell: DemoCell) -> int:
     episode = cell.client.get("/api/episode").json().get("episode") or {}
     return int(episode.get("frames", 0))
@@ -194,6 +205,7 @@ def test_keys_in_a_real_terminal_end_early_rerecord_and_stop(cell: DemoCell, tmp
         screen = _panel(tmux.screen())
         for shown in ("policy · inference", " Hz", "front", " fps", "s left", "→ end episode", "Esc stop"):
             assert shown in screen, f"{shown!r} is not on the screen:\n{screen}"
+        _let_it_record(cell)
         tmux.press("Right")
         tmux.wait_screen(lambda s: "RESET" in panel(s) and "(ended early)" in s, "the reset after episode 1")
         tmux.press("Right")
@@ -210,6 +222,7 @@ def test_keys_in_a_real_terminal_end_early_rerecord_and_stop(cell: DemoCell, tmp
             lambda s: "RECORDING" in panel(s) and "Episode 2/4" in panel(s) and "re-recorded 1" in panel(s),
             "episode 2 recorded again",
         )
+        _let_it_record(cell)
         tmux.press("Right")
         tmux.wait_screen(
             lambda s: "RESET" in panel(s) and "kept 2/4" in panel(s), "the reset after episode 2"
@@ -219,6 +232,7 @@ def test_keys_in_a_real_terminal_end_early_rerecord_and_stop(cell: DemoCell, tmp
             lambda s: "RECORDING" in panel(s) and "Episode 3/4" in panel(s) and " frames, " in panel(s),
             "episode 3 recording",
         )
+        _let_it_record(cell)
         tmux.press("Escape")
         tmux.wait_screen(lambda s: "Keep it? [k]eep / [d]iscard" in panel(s), "the keep-or-discard question")
         tmux.press("k")

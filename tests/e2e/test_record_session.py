@@ -125,6 +125,12 @@ def _session(
     return session, lines
 
 
+def _recorded(served: ServedDaemon, *, frames: int, camera_frames: int) -> bool:
+    episode = served.client.get("/api/episode").json()["episode"] or {}
+    cameras = episode.get("camera_frames") or {}
+    return episode.get("frames", 0) >= frames and min(cameras.values(), default=0) >= camera_frames
+
+
 def _episodes_on(served: ServedDaemon) -> dict[str, str]:
     return {e["id"]: e["status"] for e in served.client.get("/api/episodes").json()["episodes"]}
 
@@ -155,15 +161,20 @@ def test_keys_on_a_terminal_end_early_rerecord_and_stop(device: ServedDaemon, tm
     master, slave = os.openpty()
     try:
         with TerminalKeys(slave) as keys:
-            session, _ = _session(
+            session, lines = _session(
                 device, tmp_path, keys=keys, episodes=3, episode_time_s=120, reset_time_s=120
             )
-            run = Run(session, io.StringIO()).start()
+            run = Run(session, lines).start()
 
             def press(key: bytes) -> None:
                 os.write(master, key)
 
+            def some_frames() -> None:
+                # A person ends an episode after something happened: let every stream have a few frames.
+                wait_for(lambda: _recorded(device, frames=10, camera_frames=3), timeout=WAIT_S)
+
             run.wait_phase(Phase.RECORDING, 1)
+            some_frames()
             press(b"\x1b[C")  # → end episode 1 early
             run.wait_phase(Phase.RESET)
             first = session.journal.kept()[0].episode_id
@@ -171,6 +182,7 @@ def test_keys_on_a_terminal_end_early_rerecord_and_stop(device: ServedDaemon, tm
             wait_for(lambda: session.model.rerecorded == 1, timeout=WAIT_S)
             press(b"\x1b[C")  # → skip the rest of the reset
             run.wait_phase(Phase.RECORDING, 1)
+            some_frames()
             press(b"\x1b[C")
             run.wait_phase(Phase.RESET)
             press(b"\x1b[C")
@@ -196,7 +208,7 @@ def test_keys_on_a_terminal_end_early_rerecord_and_stop(device: ServedDaemon, tm
     )
     assert first not in _episodes_on(device)
     assert device.client.get("/api/mode").json() == {"mode": "idle"}
-    assert validate_dataset(tmp_path / "ds").ok
+    assert validate_dataset(tmp_path / "ds").ok, (result.sync, lines.getvalue())
 
 
 def test_pull_every_converts_along_the_way_and_at_the_end(device: ServedDaemon, tmp_path: Path) -> None:
@@ -226,7 +238,7 @@ def test_the_disk_guard_stops_the_session_with_a_clear_message(device: ServedDae
     session, _ = _session(device, tmp_path, episodes=3, episode_time_s=30)
     run = Run(session, io.StringIO()).start()
     run.wait_phase(Phase.RECORDING, 1)
-    wait_for(lambda: (device.client.get("/api/episode").json()["episode"] or {}).get("frames", 0) > 5)
+    wait_for(lambda: _recorded(device, frames=5, camera_frames=0), timeout=WAIT_S)
     guard = device.client.patch("/api/settings", json={"recording": {"min_free_mb": 1_000_000}})
     assert guard.status_code == 200, guard.text
     result = run.finish()
@@ -245,7 +257,7 @@ def test_an_episode_stopped_on_the_device_is_recorded_again(device: ServedDaemon
     session, lines = _session(device, tmp_path, episodes=1, episode_time_s=1.5)
     run = Run(session, lines).start()
     run.wait_phase(Phase.RECORDING, 1)
-    wait_for(lambda: (device.client.get("/api/episode").json()["episode"] or {}).get("frames", 0) > 3)
+    wait_for(lambda: _recorded(device, frames=3, camera_frames=0), timeout=WAIT_S)
     assert device.client.post("/api/episode/stop").status_code == 200  # e.g. from the device page
     result = run.finish()
     assert len(result.kept) == 1 and len(result.interrupted) == 1
