@@ -110,15 +110,7 @@ class DeviceClient:
 
         Errors as for the other calls; a `DeviceResponseError` carries `status_code` and the API's `error` class.
         """
-        try:
-            response = self._http.request(
-                method, path, json=body, timeout=self._http.timeout if timeout is None else timeout
-            )
-        except httpx.TransportError as exc:
-            raise DeviceUnreachableError(
-                f"cannot reach the device at {self.base_url} ({exc}); check the address and that it is on"
-            ) from exc
-        self._raise_for_status(response, path)
+        response = self._request(method, path, body=body, timeout=timeout)
         if not response.content:
             return None
         try:
@@ -219,9 +211,13 @@ class DeviceClient:
         except ValueError:
             raise DeviceResponseError(f"{self.base_url}{path} did not return JSON") from None
 
-    def _request(self, method: str, path: str) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, *, body: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> httpx.Response:
         try:
-            response = self._http.request(method, path)
+            response = self._http.request(
+                method, path, json=body, timeout=self._http.timeout if timeout is None else timeout
+            )
         except httpx.TransportError as exc:
             raise DeviceUnreachableError(
                 f"cannot reach the device at {self.base_url} ({exc}); check the address and that it is on"
@@ -244,6 +240,7 @@ class DeviceClient:
             f"{self.base_url}{path}: {response.status_code} {detail}",
             status_code=response.status_code,
             error=_error_class(response),
+            detail=detail,
         )
 
 

@@ -107,10 +107,7 @@ def is_conflict(exc: BaseException) -> bool:
 
 def error_detail(exc: DeviceResponseError) -> str:
     """The device's one-sentence reason, without the URL and status the client's message starts with."""
-    # The client's message is "<url><path>: <status> <detail>"; people need only the detail.
-    text = str(exc)
-    marker = f": {exc.status_code} "
-    return text.split(marker, 1)[1] if marker in text else text
+    return exc.detail or str(exc)
 
 
 def _episode(answer: Any, path: str) -> EpisodeInfo:

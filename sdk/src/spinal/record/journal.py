@@ -6,15 +6,15 @@ Written by `RecordSession` after every change (atomically) into the recordings f
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from spinal.record.errors import SessionSetupError
 from spinal.recording import is_valid_episode_id
+from spinal.recording._fsutil import write_json_atomic
 
 JOURNAL_FILE = "session.json"
 JOURNAL_VERSION = 1
@@ -27,23 +27,23 @@ class EpisodeFate(StrEnum):
     INTERRUPTED = "interrupted"  # cut short by a fault or Ctrl-C: kept on the device, left out of the dataset
 
 
+def _device_episode_id(value: str) -> str:
+    # The id becomes a folder name under the recordings folder: nothing but a plain device episode id.
+    if not is_valid_episode_id(value):
+        raise ValueError(f"episode id {value!r} is not a device episode id")
+    return value
+
+
 class JournalEntry(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     number: int = Field(ge=1, description="the session's episode number when it was recorded")
-    episode_id: str
+    episode_id: Annotated[str, AfterValidator(_device_episode_id)]
     fate: EpisodeFate
     task: str
     frames: int = Field(0, ge=0)
     duration_s: float = Field(0.0, ge=0)
     note: str = ""
-
-    @field_validator("episode_id")
-    @classmethod
-    def _safe_id(cls, value: str) -> str:
-        if not is_valid_episode_id(value):
-            raise ValueError(f"episode id {value!r} is not a device episode id")
-        return value
 
 
 class _JournalFile(BaseModel):
@@ -154,26 +154,8 @@ class SessionJournal:
             entries=self.entries,
             in_progress=self.in_progress,
         ).model_dump(mode="json")
-        _write_atomically(self.path, json.dumps(payload, indent=1) + "\n")
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # A crash mid-write must leave the previous journal, never half of a new one.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        # A crash mid-write leaves the previous journal, never half of a new one.
+        write_json_atomic(self.path, payload)
 
 
 def _first_line(exc: Exception) -> str:

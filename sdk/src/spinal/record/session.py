@@ -243,6 +243,11 @@ class RecordSession:
                 "stop it from the device page or with POST /api/episode/stop, then run this again"
             )
         self._event(f"connected to {self.control.url}: mode {snap.mode}, recorder {snap.recorder_state}")
+        if self.journal is not None and self.journal.device != self.control.url:
+            self.model.warnings.append(
+                f"this session was recorded from {self.journal.device}; its episodes are pulled from "
+                f"{self.control.url} now, so they must be on this device"
+            )
 
     def _reconcile_in_progress(self) -> None:
         """A resumed session whose previous run died mid-episode: settle that episode first."""
