@@ -262,6 +262,7 @@ def test_an_episode_stopped_on_the_device_is_recorded_again(device: ServedDaemon
     result = run.finish()
     assert len(result.kept) == 1 and len(result.interrupted) == 1
     assert result.interrupted[0].note == "ended on the device (stopped)"
+    assert session.model.interrupted == 1 and session.model.kept == 1
     assert "it is recorded again" in lines.getvalue()
     journal = SessionJournal.load(tmp_path / "ds.recordings")
     assert {e.fate for e in journal.entries} == {EpisodeFate.KEPT, EpisodeFate.INTERRUPTED}

@@ -135,6 +135,7 @@ class RecordSession:
         self._recording: EpisodeInfo | None = None  # the episode this session started and believes records
         self._synced_at = 0  # kept-episode count when the last --pull-every sync was scheduled
         self._uptime: tuple[float, float] | None = None  # (device uptime, our clock) at the last answer
+        self._gone = 0  # episodes a fault cut short that the device no longer has (not in the journal)
 
     # -- the session --------------------------------------------------------------------------------------
 
@@ -414,7 +415,6 @@ class RecordSession:
                 duration_s=stopped.duration_s,
                 note="started while the connection broke; stopped at once",
             )
-            self.model.interrupted += 1
             self._event(
                 f"the device had started episode {episode.episode_id} while the connection broke; it was "
                 "stopped and is left out of the dataset"
@@ -550,6 +550,7 @@ class RecordSession:
             )
         if last.status in ("discarded", "missing"):
             assert self.journal is not None
+            self._gone += 1
             self.journal.forget(episode_id)
             what = "discarded on the device" if last.status == "discarded" else "is gone from the device"
         else:
@@ -557,7 +558,6 @@ class RecordSession:
             what = (
                 f"ended on the device ({reason or last.status}) {at}; it stays there, left out of the dataset"
             )
-        self.model.interrupted += 1
         self._event(f"episode {number} {what}; it is recorded again")
         return EpisodeEnd.RERECORD
 
@@ -568,7 +568,6 @@ class RecordSession:
         if isinstance(stopped, EpisodeEnd):
             return stopped
         self._finish(stopped, EpisodeFate.INTERRUPTED, note=f"the device left {self.options.mode.value} mode")
-        self.model.interrupted += 1
         why = f" ({warning.code}: {warning.message})" if warning else ""
         self._event(
             f"episode {number}: the device went to {snap.mode or '?'} mode {stopped.duration_s:.1f} s into it{why}; "
@@ -592,8 +591,8 @@ class RecordSession:
         self._recording = None
         stored = self._through_outages(lambda: self.control.stored_episode(episode_id))
         cause = "the device restarted" if restarted else "the device stopped recording"
-        self.model.interrupted += 1
         if stored is None:
+            self._gone += 1
             self.journal.forget(episode_id)
             self._event(f"episode {number}: {cause}, and the episode is gone from it; it is recorded again")
         else:
@@ -821,7 +820,7 @@ class RecordSession:
     def _refresh_counts(self) -> None:
         if self.journal is not None:
             self.model.kept = len(self.journal.kept())
-            self.model.interrupted = max(self.model.interrupted, len(self.journal.interrupted()))
+            self.model.interrupted = len(self.journal.interrupted()) + self._gone
 
     def _event(self, text: str) -> None:
         self._refresh_counts()
