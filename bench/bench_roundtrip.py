@@ -65,12 +65,13 @@ def serve_openpi(port: int) -> None:
 
 
 @contextlib.contextmanager
-def openpi_server():
+def responder(role: str):
+    """`python -m bench.bench_roundtrip <role> PORT` in its own process; yields the port; always stopped."""
     from spinal_server.testing import free_tcp_port
 
     port = free_tcp_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.bench_roundtrip", "serve-openpi", str(port)],
+        [sys.executable, "-m", "bench.bench_roundtrip", role, str(port)],
         cwd=Path(__file__).resolve().parent.parent,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -173,28 +174,6 @@ def serve_spinal_null(port: int) -> None:
 
 
 @contextlib.contextmanager
-def spinal_null_server():
-    from spinal_server.testing import free_tcp_port
-
-    port = free_tcp_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.bench_roundtrip", "serve-spinal-null", str(port)],
-        cwd=Path(__file__).resolve().parent.parent,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield f"tcp/127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-@contextlib.contextmanager
 def spinal_server(workdir: Path):
     from spinal_server.generated_models import build_tiny_policy
     from spinal_server.testing import server_subprocess
@@ -289,19 +268,23 @@ def run(quick: bool = False) -> list[Table]:
             if record:
                 samples["openpi"].append(rtt - float(result["server_timing"]["infer_ms"]))
 
+    # Phase 1, the comparison: the two protocols' null responders in alternating blocks.
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-roundtrip-")))
-        null_endpoint = stack.enter_context(spinal_null_server())
-        srv = stack.enter_context(spinal_server(tmp))
-        port = stack.enter_context(openpi_server())
+        null_endpoint = f"tcp/127.0.0.1:{stack.enter_context(responder('serve-spinal-null'))}"
+        port = stack.enter_context(responder("serve-openpi"))
         null_source = spinal_source(null_endpoint)
         stack.callback(null_source.close)
-        server_source = spinal_source(srv.endpoint)
-        stack.callback(server_source.close)
         policy = openpi_client(port)
-        for block in range(blocks + 1):  # block 0 warms every path up and is not counted
+        for block in range(blocks + 1):  # block 0 warms both paths up and is not counted
             spinal_block(null_source, "null", block > 0)
             openpi_block(policy, block > 0)
+    # Phase 2, the real server on its own (its preprocessing burns CPU the other paths would feel).
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-roundtrip-")))
+        srv = stack.enter_context(spinal_server(tmp))
+        server_source = spinal_source(srv.endpoint)
+        stack.callback(server_source.close)
+        for block in range(blocks + 1):
             spinal_block(server_source, "server", block > 0)
 
     def stats(v: list[float]) -> tuple[float, float, float, float]:
@@ -319,7 +302,8 @@ def run(quick: bool = False) -> list[Table]:
     table.add("spinal: real spinal-server, raw round trip", len(body), *p["server_raw"])
     n = len(samples["null"])
     table.notes += [
-        f"{n} requests per path, in {blocks} alternating blocks of {per_block}. Every server runs in its own"
+        f"{n} requests per path. The null responders are measured in {blocks} alternating blocks of"
+        f" {per_block}; the real server afterwards, on its own. Every server runs in its own"
         " process on 127.0.0.1; the clients are the real ones (spinal_edge's ZenohChunkSource, openpi-client's"
         " WebsocketClientPolicy) in this process. Zenoh shared memory is off (a robot never shares memory"
         " with its GPU server).",

@@ -434,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(
                     f"\r\033[Kspinal demo: episode {episode.get('episode_id')} kept: {episode.get('frames')} "
                     f"frames, {episode.get('duration_s')} s; pull it with: "
-                    f"spinal device pull --device {cell.url} --token {cell.token}",
+                    f"spinal device pull {cell.url} ./recordings --token {cell.token}",
                     flush=True,
                 )
                 recording = None

@@ -262,7 +262,7 @@ class ServerProcess:
         from spinal_server import testing
 
         self.endpoint = endpoint
-        self.manifest = testing.test_manifest(
+        self.manifest = testing.make_test_manifest(
             model, model_id=model_id, overrides=[f"zenoh.listen=[{endpoint}]", *overrides]
         )
         self.keys = self.manifest.service_keys()

@@ -64,15 +64,19 @@ def endpoint() -> str:
     return f"tcp/127.0.0.1:{testing.free_tcp_port()}"
 
 
-def stream_then_kill(e: RemoteEngine, srv, robot_loop_cls, waiter) -> None:
-    """Stream until a chunk has just merged, stop the loop (the queue stays full), SIGKILL the server."""
+def stream_then_kill(e: RemoteEngine, srv, robot_loop_cls, waiter) -> tuple[ClientState, int]:
+    """Stream until a chunk has just merged, stop the loop (the queue stays full), SIGKILL the server.
+
+    Returns the state at the kill (a slow request may have degraded it) and how many transitions came before."""
     assert e.wait_ready(30)
     with robot_loop_cls(e) as loop:
         waiter(lambda: e.stats.chunks_merged >= 2, what="streaming")
         merged = e.stats.chunks_merged
         waiter(lambda: e.stats.chunks_merged > merged, what="a fresh chunk")
     assert loop.errors == []
+    history = e.transitions
     srv.kill()
+    return history[-1].after, len(history)
 
 
 def drain_queue(e: RemoteEngine) -> tuple[int, object]:
@@ -91,16 +95,16 @@ def test_killed_server_rides_the_queue_then_falls_back_then_reconnects(
     e = RemoteEngine(chaos_config(endpoint, reconnect_after_s=3.0), ROBOT)
     engines.append(e)
     e.start()
-    stream_then_kill(e, srv, robot_loop_cls, waiter)
+    at_kill, seen = stream_then_kill(e, srv, robot_loop_cls, waiter)
     waiter(lambda: e.state is S.DEGRADED, what="DEGRADED while actions remain")
     executed, fallback = drain_queue(e)
     assert executed >= 1
     assert fallback.values is None and fallback.state is S.STALLED  # hold: no new target
     waiter(lambda: e.state is S.RECONNECTING, what="RECONNECTING")
     assert not e.failed
-    order = [t.after for t in e.transitions]
-    i = order.index(S.DEGRADED)
-    assert order[i : i + 3] == [S.DEGRADED, S.STALLED, S.RECONNECTING]
+    visited = [at_kill] + [t.after for t in e.transitions[seen:]]
+    i = visited.index(S.DEGRADED)
+    assert visited[i : i + 3] == [S.DEGRADED, S.STALLED, S.RECONNECTING]
     for _ in range(50):  # keeps answering with the fallback, never raising, while reconnecting
         assert e.get_action().is_fallback
 
@@ -143,7 +147,7 @@ def test_server_restarted_with_another_model_is_fatal(
     stream_then_kill(e, srv, robot_loop_cls, waiter)
     waiter(lambda: e.state is S.RECONNECTING, what="RECONNECTING")
     server_process(models["b"], model_id=MODEL_ID, endpoint=endpoint)
-    waiter(lambda: e.failed, timeout=30, what="DEAD")
+    waiter(lambda: reasons, timeout=30, what="DEAD and on_dead called")
     assert len(reasons) == 1 and "another model" in reasons[0]
     assert e.state is S.DEAD and e.get_action().is_fallback and not e.ready
 

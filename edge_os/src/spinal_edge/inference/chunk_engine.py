@@ -116,7 +116,10 @@ class ChunkEngine(InferenceEngine):
         if self._stopped:
             return
         self._stopped = True
-        self._stop.set()
+        with self._lock:  # the merge re-checks _stop under this lock: nothing lands after the clear
+            self._stop.set()
+            if self._queue is not None:
+                self._queue.clear()  # a stopped engine hands out only its fallback
         self._src.interrupt()
         self._wake.set()
         if self._thread is not None:
@@ -223,6 +226,10 @@ class ChunkEngine(InferenceEngine):
         return self._fsm.state
 
     @property
+    def config(self) -> InferenceConfig:
+        return self._cfg
+
+    @property
     def session(self) -> SessionInfo | None:
         """The session currently open, if any."""
         return self._session
@@ -272,6 +279,7 @@ class ChunkEngine(InferenceEngine):
             stale_drops=self._c["stale_drops"],
             fallback_ticks=self._c["fallback_ticks"],
             reconnects=self._c["reconnects"],
+            handshake_failures=self._c["handshake_failures"],
             resets=self._c["resets"],
             reset_acks=self._c["reset_acks"],
             heartbeats=src.heartbeats,
@@ -398,13 +406,13 @@ class ChunkEngine(InferenceEngine):
             self._c["requests_cancelled"] += 1
             return
         except RequestFailed as exc:
-            self._c["request_failures"] += 1
             self._fsm.request_failed(self._clock.now(), str(exc))
+            self._c["request_failures"] += 1
             log.warning("request %d failed: %s", seq, exc)
             return
         except LinkLost as exc:
-            self._c["request_failures"] += 1
             self._fsm.server_lost(self._clock.now(), str(exc))
+            self._c["request_failures"] += 1
             return
         now = self._clock.now()
         latency = now - t_send
@@ -427,13 +435,14 @@ class ChunkEngine(InferenceEngine):
             if self._episode_start and episode_start:
                 self._episode_start = False
         self._latency.add(latency)
-        self._c["chunks_merged"] += 1
-        self._c["actions_trimmed"] += merged.trimmed
-        self._c["superseded_seqs"] += reply.superseded_seqs
         self._last_inference_ms = reply.inference_ms
         self._last_queue_wait_ms = reply.queue_wait_ms
         self._fsm.chunk_merged(now)
         self._fsm.evaluate(now, lambda: q.has_fresh(now - self._cfg.max_action_age_s))
+        # Counters last: whoever sees the count also sees the state it implies.
+        self._c["actions_trimmed"] += merged.trimmed
+        self._c["superseded_seqs"] += reply.superseded_seqs
+        self._c["chunks_merged"] += 1
 
     def _usable_chunk(
         self, reply: ChunkReply, session: SessionInfo
@@ -488,8 +497,6 @@ class ChunkEngine(InferenceEngine):
         if first:
             self._contract = info
             self._queue = ActionQueue(replace=info.rtc)
-        else:
-            self._c["reconnects"] += 1
         for warning in info.warnings:
             log.warning("policy server: %s", warning)
         self._session = info
@@ -498,6 +505,8 @@ class ChunkEngine(InferenceEngine):
             self._episode_start = True
         self._next_heartbeat_at = 0.0
         self._fsm.session_opened(self._clock.now())
+        if not first:
+            self._c["reconnects"] += 1
         log.info(
             "inference session %s open (model %s@%s, rtc=%s, horizon=%d, chunk=%d)",
             info.session_id, info.model_repo, info.model_revision, info.rtc,
@@ -525,8 +534,8 @@ class ChunkEngine(InferenceEngine):
         if episode is None:
             return
         if self._src.reset_episode(episode, self._cfg.reset_timeout_s):
-            self._c["reset_acks"] += 1
             self._acked_episode = episode
+            self._c["reset_acks"] += 1
             with self._cond:
                 self._cond.notify_all()
         else:

@@ -36,6 +36,7 @@ class EngineStats:
     stale_drops: int  # queued actions discarded by max_action_age_s
     fallback_ticks: int
     reconnects: int
+    handshake_failures: int
     resets: int
     reset_acks: int
     heartbeats: int

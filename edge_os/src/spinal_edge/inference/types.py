@@ -12,17 +12,11 @@ from enum import StrEnum
 
 import numpy as np
 from spinal.protocol import EncodedImage
+from spinal.robots import SO101_FEATURE_NAMES
 
 from spinal_edge.inference.errors import InferenceConfigError
 
-SO101_ACTION_NAMES: tuple[str, ...] = (
-    "shoulder_pan.pos",
-    "shoulder_lift.pos",
-    "elbow_flex.pos",
-    "wrist_flex.pos",
-    "wrist_roll.pos",
-    "gripper.pos",
-)
+SO101_ACTION_NAMES: tuple[str, ...] = SO101_FEATURE_NAMES
 """LeRobot's SO-101 follower action (and state) names, in the order the policy's columns use."""
 
 
