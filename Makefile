@@ -13,6 +13,8 @@ PKGS   := sdk/pyproject.toml server/pyproject.toml edge_os/pyproject.toml hil/py
 APT_PACKAGES := chromium tmux iproute2 nftables mtools dosfstools fdisk openssh-client openssl
 
 PYTEST_ARGS ?=
+# e.g. make demo DEMO_ARGS="--duration 20 --record"   (see python -m spinal_edge.demo --help)
+DEMO_ARGS ?=
 
 .PHONY: help setup test demo bench lint format clean image image-test
 
@@ -39,9 +41,16 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	$(BIN)/python -m spinal_edge.demo
+	$(BIN)/python -m spinal_edge.demo $(DEMO_ARGS)
 
-bench: setup
+# The openpi-protocol peer of the round-trip bench: openpi-client pins NumPy < 2, so it gets its own venv.
+OPENPI_VENV := .venv-openpi
+$(OPENPI_VENV)/.installed:
+	@test -x $(OPENPI_VENV)/bin/python || $(PYTHON) -m venv $(OPENPI_VENV)
+	@$(OPENPI_VENV)/bin/python -m pip install -q openpi-client websockets typing_extensions  # openpi-client imports typing_extensions without declaring it
+	@touch $@
+
+bench: setup $(OPENPI_VENV)/.installed
 	$(BIN)/python -m bench.run $(BENCH)
 
 lint: setup
@@ -53,7 +62,7 @@ format: setup
 	$(BIN)/ruff format sdk server edge_os hil bench tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) $(OPENPI_VENV) .pytest_cache .ruff_cache test-artifacts
 
 # The Raspberry Pi SD-card image (images/README.md). Slow (Debian packages configure under emulation), so
 # `make test` runs only its fast tests; the build and the qemu boot test live behind these two targets.

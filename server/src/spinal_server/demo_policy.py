@@ -14,18 +14,12 @@ import math
 from pathlib import Path
 
 import numpy as np
+from spinal.robots import SO101_FEATURE_NAMES
 
 from spinal_server.onnx_builder import GraphBuilder
 from spinal_server.sidecar import PolicySpec, write_sidecar
 
-SO101_ACTIONS = [
-    "shoulder_pan.pos",
-    "shoulder_lift.pos",
-    "elbow_flex.pos",
-    "wrist_flex.pos",
-    "wrist_roll.pos",
-    "gripper.pos",
-]
+SO101_ACTIONS = list(SO101_FEATURE_NAMES)
 DEMO_MODEL_ID = "spinal-demo-so101"
 DEMO_CAMERA = "front"
 DEMO_FPS = 30.0

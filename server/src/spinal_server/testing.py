@@ -196,17 +196,29 @@ def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> int | None
 def _wait_for_status(
     running: RunningServer, process: subprocess.Popen, timeout: float, log_name: str
 ) -> None:
+    """Poll `status` until it answers; a loaded machine may refuse the first connects or time out queries."""
     deadline = time.monotonic() + timeout
-    with PolicyClient(running.endpoint, running.keys, declare_token=False, connect_retries=0) as probe:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"spinal-server exited with {process.returncode}; see {log_name}")
-            try:
-                probe.status(timeout=1.0)
-                return
-            except TimeoutError:
-                time.sleep(0.2)
-    raise TimeoutError(f"spinal-server did not answer status within {timeout} s; see {log_name}")
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"spinal-server exited with {process.returncode}; see {log_name}")
+        try:
+            with PolicyClient(
+                running.endpoint, running.keys, declare_token=False, connect_retries=0
+            ) as probe:
+                while time.monotonic() < deadline:
+                    if process.poll() is not None:
+                        raise RuntimeError(f"spinal-server exited with {process.returncode}; see {log_name}")
+                    try:
+                        probe.status(timeout=1.0)
+                        return
+                    except (TimeoutError, QueryFailed) as exc:
+                        last = exc
+                        time.sleep(0.2)
+        except zenoh.ZError as exc:  # not listening yet
+            last = exc
+            time.sleep(0.2)
+    raise TimeoutError(f"spinal-server did not answer status within {timeout} s ({last}); see {log_name}")
 
 
 # ---- the client -------------------------------------------------------------------------------------
@@ -214,6 +226,10 @@ def _wait_for_status(
 
 class RemoteError(RuntimeError):
     """The server answered an observation with an error event."""
+
+
+class QueryFailed(RuntimeError):
+    """A control query (status, session, reset) was answered with an error reply."""
 
 
 @dataclass
@@ -310,7 +326,7 @@ class PolicyClient:
         for reply in replies:
             if reply.ok is not None:
                 return reply.ok.payload.to_bytes()
-            raise RuntimeError(f"query {key} answered with an error: {reply.err.payload.to_bytes()!r:.200}")
+            raise QueryFailed(f"query {key} answered with an error: {reply.err.payload.to_bytes()!r:.200}")
         raise TimeoutError(f"no reply to {key} within {timeout} s")
 
     # ---- data plane -------------------------------------------------------------------------------

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from spinal.robots import SO101_JOINTS
+
 from spinal_edge.mcu.errors import CalibrationError
 from spinal_edge.mcu.messages import JointLimits, LinkConfig
 
-SO101_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 """Motor names of an SO-101 arm, in servo-id order 1..6, as LeRobot names them."""
 
 RESOLUTION = 4096

@@ -103,6 +103,21 @@ class DeviceClient:
     def delete_episode(self, episode_id: str) -> None:
         self._request("DELETE", f"/api/episodes/{quote(episode_id, safe='')}")
 
+    def call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Any:
+        """Any other API call (mode, episode control): JSON body in, decoded JSON (or None) out.
+
+        Errors as for the other calls; a `DeviceResponseError` carries `status_code` and the API's `error` class.
+        """
+        response = self._request(method, path, body=body, timeout=timeout)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise DeviceResponseError(f"{self.base_url}{path} did not return JSON") from None
+
     def download(
         self,
         episode_id: str,
@@ -196,9 +211,13 @@ class DeviceClient:
         except ValueError:
             raise DeviceResponseError(f"{self.base_url}{path} did not return JSON") from None
 
-    def _request(self, method: str, path: str) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, *, body: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> httpx.Response:
         try:
-            response = self._http.request(method, path)
+            response = self._http.request(
+                method, path, json=body, timeout=self._http.timeout if timeout is None else timeout
+            )
         except httpx.TransportError as exc:
             raise DeviceUnreachableError(
                 f"cannot reach the device at {self.base_url} ({exc}); check the address and that it is on"
@@ -217,7 +236,12 @@ class DeviceClient:
                 f"the device refused the token ({response.status_code}); pass --token or set SPINAL_TOKEN "
                 "to the token the device page shows"
             )
-        raise DeviceResponseError(f"{self.base_url}{path}: {response.status_code} {detail}")
+        raise DeviceResponseError(
+            f"{self.base_url}{path}: {response.status_code} {detail}",
+            status_code=response.status_code,
+            error=_error_class(response),
+            detail=detail,
+        )
 
 
 def _detail(response: httpx.Response) -> str:
@@ -228,6 +252,15 @@ def _detail(response: httpx.Response) -> str:
     if isinstance(payload, dict) and "detail" in payload:
         return str(payload["detail"])[:300]
     return str(payload)[:200]
+
+
+def _error_class(response: httpx.Response) -> str | None:
+    try:
+        payload = response.json()
+    except ValueError:
+        return None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    return error if isinstance(error, str) else None
 
 
 def _content_range_start(value: str | None) -> int:

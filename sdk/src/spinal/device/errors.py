@@ -21,6 +21,15 @@ class DeviceAuthError(DeviceError):
 class DeviceResponseError(DeviceError):
     """The device answered with an error status or a body this client cannot use."""
 
+    def __init__(
+        self, message: str, *, status_code: int | None = None, error: str | None = None, detail: str = ""
+    ) -> None:
+        super().__init__(message)
+        #: The HTTP status, the API's error class and its one-sentence detail, when the device sent them.
+        self.status_code = status_code
+        self.error = error
+        self.detail = detail
+
 
 class ChecksumMismatchError(DeviceError):
     """A downloaded file does not have the sha256 the device listed for it."""

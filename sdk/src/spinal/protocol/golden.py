@@ -31,17 +31,11 @@ from spinal.protocol.messages import (
     Status,
     Telemetry,
 )
+from spinal.robots import SO101_FEATURE_NAMES
 
 VECTORS_DIR = Path(__file__).resolve().parent / "vectors"
 PASSTHROUGH_JPEG = "passthrough.jpg"
-ACTION_NAMES = [
-    "shoulder_pan.pos",
-    "shoulder_lift.pos",
-    "elbow_flex.pos",
-    "wrist_flex.pos",
-    "wrist_roll.pos",
-    "gripper.pos",
-]
+ACTION_NAMES = list(SO101_FEATURE_NAMES)
 
 
 class Vector:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from spinal.recording._fsutil import write_json_atomic
 from spinal.recording.errors import CorruptRecordingError
+from spinal.robots import SO101_FEATURE_NAMES, SO101_ROBOT_TYPE
 
 FORMAT_NAME = "spinal-recording"
 FORMAT_VERSION = 1
@@ -24,16 +25,8 @@ METADATA_FILE = "episode.json"
 FRAMES_FILE = "frames.arrows"
 FRAMES_INDEX_FILE = "frames.idx"
 
-SO101_ROBOT_TYPE = "so101_follower"
 #: Joint feature names of an SO-101 arm exactly as LeRobot names them (state and action).
-SO101_JOINT_NAMES: tuple[str, ...] = (
-    "shoulder_pan.pos",
-    "shoulder_lift.pos",
-    "elbow_flex.pos",
-    "wrist_flex.pos",
-    "wrist_roll.pos",
-    "gripper.pos",
-)
+SO101_JOINT_NAMES = SO101_FEATURE_NAMES
 
 EPISODE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 CAMERA_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}$")
