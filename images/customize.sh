@@ -28,7 +28,7 @@ rm -rf "$site/pyarrow/include" "$site"/numpy/_core/include
 /opt/spinal/venv/bin/spinal version
 
 echo "spinal: units"
-systemctl enable spinal-firstboot.service spinal-preseed.service spinal-edge.service nftables.service \
+systemctl enable spinal-firstboot.service spinal-preseed.service spinal-setup-code.path spinal-edge.service nftables.service \
     systemd-timesyncd.service NetworkManager.service
 systemctl disable ssh.service
 systemctl set-default multi-user.target

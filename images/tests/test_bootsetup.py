@@ -18,7 +18,7 @@ from spinal.image.preseed import PRESEED_FILENAME, Preseed, WifiNetwork
 
 IMAGES = Path(__file__).resolve().parents[1]
 SHIPPED_CONFIG = IMAGES.parent / "edge_os" / "config" / "edge.toml"
-CODE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$")
+CODE = re.compile(r"^[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}$")
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def test_setup_codes_use_the_unambiguous_alphabet(bootsetup) -> None:  # type: i
     codes = {bootsetup.new_setup_code() for _ in range(200)}
     assert all(CODE.match(c) for c in codes)
     assert len(codes) == 200
-    assert not set("".join(codes)) & set("ILOU")
+    assert not set("".join(codes)) & set("01IO")
 
 
 def _preseed(pki_dir: Path) -> Preseed:
@@ -149,9 +149,17 @@ def test_the_setup_code_is_published_while_the_device_is_unclaimed(device, boots
     assert f"setup code:    {code}" in published and identity["hostname"] in published
     assert code in (paths.run / "issue.d" / "50-spinal.issue").read_text()
 
-    paths.setup_code.unlink()  # what the setup page does once a person has set the admin password
+    admin = paths.state_dir / "web" / "admin.json"  # what the setup page writes once a person set a password
+    admin.parent.mkdir()
+    admin.write_text("{}")
     bootsetup.sync_boot_partition(paths, boot, live=False)
     assert not (boot / bootsetup.SETUP_CODE_FILENAME).exists()
+    assert not (paths.run / "issue.d" / "50-spinal.issue").exists()
+
+    admin.unlink()  # a factory reset: a new code, unclaimed again
+    paths.setup_code.write_text("NEWC-ODEX-YZ23\n")
+    bootsetup.sync_boot_partition(paths, boot, live=False)
+    assert "NEWC-ODEX-YZ23" in (boot / bootsetup.SETUP_CODE_FILENAME).read_text()
 
 
 def test_a_bad_preseed_is_reported_on_the_boot_partition_and_still_erased(device, bootsetup) -> None:  # type: ignore[no-untyped-def]

@@ -113,24 +113,27 @@ def test_ipv6_and_ipv4_server_hosts_are_accepted() -> None:
     validate_server_locator("quic/192.168.1.20:7447")
 
 
-def test_tls_needs_the_key_with_the_certificate(pki: dict[str, str]) -> None:
-    with pytest.raises(PreseedError, match="give both --cert and --key"):
-        TlsFiles(cert=pki["cert"])
+@pytest.mark.parametrize("missing", ["ca", "cert", "key"])
+def test_tls_needs_ca_certificate_and_key_together(pki: dict[str, str], missing: str) -> None:
+    files = {"ca": pki["cert"], "cert": pki["cert"], "key": pki["key"]}
+    del files[missing]
+    with pytest.raises(PreseedError, match="give --ca, --cert and --key"):
+        TlsFiles(**files)
 
 
 def test_an_encrypted_key_is_refused(pki: dict[str, str]) -> None:
     with pytest.raises(PreseedError, match="encrypted"):
-        TlsFiles(cert=pki["cert"], key=pki["encrypted"])
+        TlsFiles(ca=pki["cert"], cert=pki["cert"], key=pki["encrypted"])
 
 
 def test_a_key_given_as_certificate_is_refused(pki: dict[str, str]) -> None:
     with pytest.raises(PreseedError, match="expected CERTIFICATE"):
-        TlsFiles(ca=pki["key"])
+        TlsFiles(ca=pki["key"], cert=pki["cert"], key=pki["key"])
 
 
 def test_text_that_is_not_pem_is_refused() -> None:
     with pytest.raises(PreseedError, match="not a PEM file"):
-        TlsFiles(ca="hello")
+        TlsFiles(ca="hello", cert="hello", key="hello")
 
 
 def test_an_ssh_private_key_or_a_mislabelled_key_is_refused(pki: dict[str, str]) -> None:

@@ -57,7 +57,7 @@ class WifiNetwork:
 
 @dataclass(frozen=True)
 class TlsFiles:
-    """PEM texts for the link to the inference server: the CA that signed it, and this device's cert and key."""
+    """PEM texts for mutual TLS to the inference server: the CA that signed it, this device's cert and key."""
 
     ca: str | None = None
     cert: str | None = None
@@ -70,9 +70,11 @@ class TlsFiles:
             validate_pem(self.cert, "certificate (--cert)", {"CERTIFICATE"})
         if self.key is not None:
             validate_pem(self.key, "private key (--key)", _KEY_LABELS)
-        if (self.cert is None) != (self.key is None):
+        given = [self.ca is not None, self.cert is not None, self.key is not None]
+        if any(given) and not all(given):
+            # spinal-edge speaks mutual TLS to the server's router: the CA, its own certificate and key together.
             raise PreseedError(
-                "a client certificate needs its private key and the key its certificate: give both --cert and --key"
+                "TLS needs the server's CA, this device's certificate and its key together: give --ca, --cert and --key"
             )
 
 

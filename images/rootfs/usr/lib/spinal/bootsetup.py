@@ -30,8 +30,10 @@ from spinal.image.preseed import PRESEED_FILENAME, Preseed, WifiNetwork
 SETUP_CODE_FILENAME = "spinal-setup-code.txt"
 PRESEED_ERROR_FILENAME = "spinal-preseed-error.txt"
 SERVICE_USER = "spinal"
-# Crockford's base32 without I, L, O, U: nothing to misread when typing the code from a screen or paper.
-SETUP_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# The daemon's own alphabet (spinal_edge.web.setup_code): no 0/O or 1/I to misread from a screen or paper.
+SETUP_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+# Where the setup page keeps the admin password hash; once it exists the device is claimed.
+ADMIN_ACCOUNT = "web/admin.json"
 
 
 def log(message: str) -> None:
@@ -109,9 +111,9 @@ def ensure_dir(path: Path, mode: int, owner: tuple[int, int] | None) -> None:
 
 
 def new_setup_code() -> str:
-    """Eight characters (40 bits) from an unambiguous alphabet, shown as XXXX-XXXX."""
-    chars = "".join(secrets.choice(SETUP_CODE_ALPHABET) for _ in range(8))
-    return f"{chars[:4]}-{chars[4:]}"
+    """Twelve characters (60 bits) from an unambiguous alphabet, shown as XXXX-XXXX-XXXX."""
+    chars = "".join(secrets.choice(SETUP_CODE_ALPHABET) for _ in range(12))
+    return "-".join(chars[i : i + 4] for i in range(0, 12, 4))
 
 
 def new_identity() -> dict[str, str]:
@@ -146,7 +148,7 @@ def read_setup_code(paths: DevicePaths) -> str | None:
 
 
 def ensure_setup_code(paths: DevicePaths) -> str:
-    """The device's setup code, made once; the setup page deletes the file when a person has claimed the device."""
+    """The device's setup code, made once (the setup page makes a new one on a factory reset)."""
     code = read_setup_code(paths)
     if code is None:
         code = new_setup_code()
@@ -323,7 +325,8 @@ def setup_code_text(identity: dict[str, str], code: str) -> str:
 
 
 def sync_boot_partition(paths: DevicePaths, boot: Path, live: bool = True) -> None:
-    """Apply and scrub a preseed if present; keep the setup-code file there while the device is unclaimed."""
+    """Apply and scrub a preseed if present; keep the setup-code file there (and on the login screen) while the
+    device is unclaimed: it has a setup code and the setup page has no admin password yet."""
     preseed_file = next((p for p in boot.iterdir() if p.name.lower() == PRESEED_FILENAME), None)
     if preseed_file is not None:
         try:
@@ -341,18 +344,17 @@ def sync_boot_partition(paths: DevicePaths, boot: Path, live: bool = True) -> No
     identity = load_identity(paths)
     code = read_setup_code(paths)
     code_file = boot / SETUP_CODE_FILENAME
-    if identity and code:
+    issue = paths.run / "issue.d" / "50-spinal.issue"
+    if identity and code and not (paths.state_dir / ADMIN_ACCOUNT).exists():
         text = setup_code_text(identity, code).encode()
         if not code_file.exists() or code_file.read_bytes() != text:
             write_file(code_file, text, 0o600)
-        write_file(
-            paths.run / "issue.d" / "50-spinal.issue",
-            setup_code_banner(identity, code).encode() + b"\n",
-            0o644,
-        )
-    elif code_file.exists():
-        code_file.unlink()
-        log("the device is set up; removed the setup code from the boot partition")
+        write_file(issue, setup_code_banner(identity, code).encode() + b"\n", 0o644)
+    else:
+        issue.unlink(missing_ok=True)
+        if code_file.exists():
+            code_file.unlink()
+            log("the device is set up; removed the setup code from the boot partition")
 
 
 # --- applying a preseed --------------------------------------------------------------------------------------
