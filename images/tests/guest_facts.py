@@ -8,6 +8,7 @@ import os
 import pwd
 import socket
 import subprocess
+import time
 
 
 def sh(*args):
@@ -64,6 +65,32 @@ def passwords():
     return found
 
 
+def polkit_allows(action, **details):
+    """Whether polkit grants `action` to a process of the daemon's user (as the setup page would ask)."""
+    proc = subprocess.Popen(["setpriv", "--reuid=spinal", "--regid=spinal", "--init-groups", "sleep", "60"])
+    try:
+        time.sleep(0.5)
+        args = ["pkcheck", "--action-id", action, "--process", str(proc.pid)]
+        for key, value in details.items():
+            args += ["--detail", key, value]
+        return subprocess.run(args, capture_output=True).returncode == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def verify_units():
+    units = [
+        "spinal-edge.service",
+        "spinal-firstboot.service",
+        "spinal-preseed.service",
+        "spinal-setup-code.path",
+        "spinal-setup-code.service",
+    ]
+    done = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True)
+    return (done.stdout + done.stderr).strip()
+
+
 data = os.statvfs("/data")
 facts = {
     "root_options": sh("findmnt", "-no", "OPTIONS", "/"),
@@ -116,6 +143,17 @@ facts = {
     "firstboot_done": show("spinal-firstboot.service", "ActiveEnterTimestampMonotonic"),
     "critical_chain": sh("systemd-analyze", "critical-chain", "--no-pager", "spinal-edge.service"),
     "blame": sh("systemd-analyze", "blame", "--no-pager"),
+    "polkit": {
+        "network": polkit_allows("org.freedesktop.NetworkManager.settings.modify.system"),
+        "restart_edge": polkit_allows(
+            "org.freedesktop.systemd1.manage-units", unit="spinal-edge.service", verb="restart"
+        ),
+        "restart_ssh": polkit_allows(
+            "org.freedesktop.systemd1.manage-units", unit="ssh.service", verb="restart"
+        ),
+        "reboot": polkit_allows("org.freedesktop.login1.reboot"),
+    },
+    "verify_units": verify_units(),
     "uptime": float(read("/proc/uptime").split()[0]),
 }
 print(json.dumps(facts))

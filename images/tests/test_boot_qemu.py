@@ -375,6 +375,21 @@ def test_spinal_edge_sandbox_exposure_is_low(preseeded: tuple[Path, Boot, Boot])
     assert float(found[1]) <= 3.0
 
 
+def test_the_daemons_user_may_manage_the_network_restart_itself_and_reboot_only(
+    preseeded: tuple[Path, Boot, Boot],
+) -> None:
+    assert preseeded[1].facts["polkit"] == {
+        "network": True,
+        "restart_edge": True,
+        "restart_ssh": False,
+        "reboot": True,
+    }
+
+
+def test_the_image_units_verify_cleanly(preseeded: tuple[Path, Boot, Boot]) -> None:
+    assert preseeded[1].facts["verify_units"] == ""
+
+
 def test_no_system_unit_failed(preseeded: tuple[Path, Boot, Boot]) -> None:
     failed = [line for line in preseeded[1].facts["failed_units"].splitlines() if "spinal-edge" not in line]
     assert failed == []
