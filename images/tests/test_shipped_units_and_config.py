@@ -24,6 +24,20 @@ def test_the_shipped_config_is_valid_for_the_daemon() -> None:
     assert config.data_dir == Path("/var/lib/spinal")
     assert config.network.access_point.enabled
     assert config.web.power == "systemd"
+    # The daemon cannot see the boot partition (InaccessiblePaths); spinal-setup-code.path copies the code there.
+    assert config.web.setup_code_copies == ()
+
+
+def test_the_unit_lets_the_control_loop_run_real_time_and_lock_its_memory() -> None:
+    """What the daemon's real-time set-up needs (edge_os/README.md): an RT priority limit, unlimited locked
+    memory, and no RestrictRealtime; it stays without capabilities."""
+    unit = dict(
+        line.split("=", 1) for line in UNIT.read_text().splitlines() if "=" in line and not line.startswith("#")
+    )
+    assert unit["LimitRTPRIO"] == "50"
+    assert unit["LimitMEMLOCK"] == "infinity"
+    assert unit["RestrictRealtime"] == "no"
+    assert unit["CapabilityBoundingSet"] == "" and unit["NoNewPrivileges"] == "yes"
 
 
 def test_a_preseeded_config_is_still_valid_for_the_daemon(tmp_path: Path, bootsetup: ModuleType) -> None:
