@@ -19,6 +19,7 @@ pytestmark = pytest.mark.netns
 
 RULESET = Path(__file__).resolve().parents[1] / "rootfs" / "etc" / "nftables.conf"
 DEVICE_IP = "10.77.0.1"
+ACCESS_POINT_IP = "10.42.0.1"  # the device's address on its own setup access point (NetworkManager shared mode)
 
 PROBE = r"""
 import json, socket, sys
@@ -52,6 +53,9 @@ def namespaces() -> Iterator[tuple[str, str]]:
         _ip("link", "add", f"vd{tag}", "netns", dev, "type", "veth", "peer", "name", f"vc{tag}", "netns", cli)
         _ip("-n", dev, "addr", "add", f"{DEVICE_IP}/24", "dev", f"vd{tag}")
         _ip("-n", cli, "addr", "add", "10.77.0.2/24", "dev", f"vc{tag}")
+        # The same link also carries the access-point subnet, as wlan0 does while the setup access point is up.
+        _ip("-n", dev, "addr", "add", f"{ACCESS_POINT_IP}/24", "dev", f"vd{tag}")
+        _ip("-n", cli, "addr", "add", "10.42.0.2/24", "dev", f"vc{tag}")
         for ns, link in ((dev, f"vd{tag}"), (cli, f"vc{tag}")):
             _ip("-n", ns, "link", "set", "lo", "up")
             _ip("-n", ns, "link", "set", link, "up")
@@ -103,6 +107,17 @@ def test_port_80_reaches_the_setup_page_and_nothing_else_answers(listeners: tupl
         22: "TimeoutError",
         7447: "TimeoutError",
     }
+
+
+def test_a_phone_on_the_access_point_reaches_the_captive_portal_port_and_nothing_else(
+    listeners: tuple[str, str],
+) -> None:
+    """The captive portal redirects to http://10.42.0.1:8080/setup: that port answers on the access point only."""
+    _, cli = listeners
+    assert _probe(cli, ACCESS_POINT_IP, 10.0, [8080])[8080].startswith("HTTP/1.0 200")
+    assert _probe(cli, ACCESS_POINT_IP, 10.0, [80])[80].startswith("HTTP/1.0 200")
+    assert _probe(cli, ACCESS_POINT_IP, 1.0, [22, 7447]) == {22: "TimeoutError", 7447: "TimeoutError"}
+    assert _probe(cli, DEVICE_IP, 1.0, [8080]) == {8080: "TimeoutError"}
 
 
 def test_ssh_opens_only_while_its_port_is_in_the_set(listeners: tuple[str, str]) -> None:
