@@ -257,7 +257,7 @@ def test_first_boot_shows_a_setup_code_on_the_console(plain: tuple[Path, Boot]) 
 
 def test_the_setup_code_file_on_the_boot_partition_matches_the_console(plain: tuple[Path, Boot]) -> None:
     card, boot = plain
-    text = (BootPartition(card).read("spinal-setup-code.txt") or b"").decode()
+    text = (BootPartition(card).read("setup-code.txt") or b"").decode()
     assert _code(boot.console) and f"setup code:    {_code(boot.console)}" in text
 
 

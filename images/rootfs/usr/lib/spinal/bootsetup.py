@@ -27,7 +27,7 @@ from spinal.image.errors import PreseedError
 from spinal.image.layout import BOOT_LABEL
 from spinal.image.preseed import PRESEED_FILENAME, Preseed, WifiNetwork
 
-SETUP_CODE_FILENAME = "spinal-setup-code.txt"
+SETUP_CODE_FILENAME = "setup-code.txt"  # the name the setup page tells people to look for
 PRESEED_ERROR_FILENAME = "spinal-preseed-error.txt"
 SERVICE_USER = "spinal"
 # The daemon's own alphabet (spinal_edge.web.setup_code): no 0/O or 1/I to misread from a screen or paper.
