@@ -7,24 +7,35 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 PROJECT_PACKAGES = ("sdk", "edge_os")
 PYTHON_VERSION = "3.11"
+# Build outputs and caches in a source folder; never part of a wheel.
+_NOT_SOURCE = shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__", ".pytest_cache")
 # Bookworm has glibc 2.36: every manylinux tag up to that runs on it.
 PLATFORMS = ("manylinux2014_aarch64", *(f"manylinux_2_{minor}_aarch64" for minor in range(17, 37)))
 
 
 def build_project_wheels(repo: Path, dest: Path) -> list[Path]:
-    """Build sdk and edge_os wheels (no dependencies) into `dest`, replacing older builds."""
+    """Build sdk and edge_os wheels (no dependencies) into `dest`, replacing older builds.
+
+    Each is built from a clean copy of its source folder: setuptools reuses a `build/` folder it finds there,
+    and files left in it by an older build (a module since deleted or renamed) would ship in the wheel."""
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob("*.whl"):
         old.unlink()
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dest)]
-        + [str((repo / pkg).resolve()) for pkg in PROJECT_PACKAGES],
-        check=True,
-    )
+    with tempfile.TemporaryDirectory(prefix="spinal-wheel-src-") as tmp:
+        copies = []
+        for pkg in PROJECT_PACKAGES:
+            copy = Path(tmp) / pkg
+            shutil.copytree(repo / pkg, copy, ignore=_NOT_SOURCE)
+            copies.append(str(copy))
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dest), *copies],
+            check=True,
+        )
     wheels = sorted(dest.glob("*.whl"))
     if len(wheels) != len(PROJECT_PACKAGES):
         raise RuntimeError(f"expected {len(PROJECT_PACKAGES)} project wheels in {dest}, found {len(wheels)}")
