@@ -19,7 +19,8 @@ pytestmark = pytest.mark.netns
 
 RULESET = Path(__file__).resolve().parents[1] / "rootfs" / "etc" / "nftables.conf"
 DEVICE_IP = "10.77.0.1"
-ACCESS_POINT_IP = "10.42.0.1"  # the device's address on its own setup access point (NetworkManager shared mode)
+# The device's address on its own setup access point (NetworkManager shared mode).
+ACCESS_POINT_IP = "10.42.0.1"
 
 PROBE = r"""
 import json, socket, sys

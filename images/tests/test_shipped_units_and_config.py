@@ -32,7 +32,9 @@ def test_the_unit_lets_the_control_loop_run_real_time_and_lock_its_memory() -> N
     """What the daemon's real-time set-up needs (edge_os/README.md): an RT priority limit, unlimited locked
     memory, and no RestrictRealtime; it stays without capabilities."""
     unit = dict(
-        line.split("=", 1) for line in UNIT.read_text().splitlines() if "=" in line and not line.startswith("#")
+        line.split("=", 1)
+        for line in UNIT.read_text().splitlines()
+        if "=" in line and not line.startswith("#")
     )
     assert unit["LimitRTPRIO"] == "50"
     assert unit["LimitMEMLOCK"] == "infinity"
