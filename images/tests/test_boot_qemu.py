@@ -36,6 +36,10 @@ pytestmark = [
     pytest.mark.skipif(
         not IMAGE, reason="boots the built SD image: run `make image-test` (sets SPINAL_IMAGE)"
     ),
+    pytest.mark.skipif(
+        shutil.which("qemu-system-aarch64") is None,
+        reason="needs qemu-system-aarch64 to boot the image: apt install qemu-system-arm (make image-test does)",
+    ),
 ]
 
 CARD_BYTES = 4 * 1024**3  # the card is bigger than the image, so first boot grows the data partition
@@ -95,6 +99,7 @@ class Boot:
     healthz_wall_seconds: float | None = None
     healthz: tuple[int, bytes] | None = None
     setup_page: tuple[int, bytes] | None = None
+    setup_form: tuple[int, bytes] | None = None
     direct_8080: tuple[int, bytes] | None = None
     ssh_banner: bytes = b""
     probe_outside: tuple[int, bytes] | None = None
@@ -213,6 +218,7 @@ def plain(image: Path, workdir: Path, preseeded: tuple[Path, Boot, Boot]) -> Ite
         if boot.healthz:
             boot.healthz_wall_seconds = time.monotonic() - vm.started_at
         boot.setup_page = vm.http_get(80, "/")
+        boot.setup_form = vm.http_get(80, "/setup")
         boot.ssh_banner = vm.banner(22, 10)
         boot.direct_8080 = vm.http_get(8080, "/healthz", timeout=5)
         boot.clean_shutdown = vm.power_off()
@@ -271,6 +277,14 @@ def test_each_card_makes_its_own_setup_code_and_identity(
 
 def test_the_setup_page_answers_through_port_80(plain: tuple[Path, Boot]) -> None:
     assert plain[1].healthz and plain[1].healthz[0] == 200, "no answer from /healthz on port 80"
+
+
+def test_an_unclaimed_card_asks_for_the_setup_code_on_port_80(plain: tuple[Path, Boot]) -> None:
+    boot = plain[1]
+    # / → /status → /setup for a visitor without a session.
+    assert boot.setup_page and boot.setup_page[0] == 303
+    assert boot.setup_form and boot.setup_form[0] == 200, boot.setup_form
+    assert b'name="setup_code"' in boot.setup_form[1] and b"setup-code.txt" in boot.setup_form[1]
 
 
 def test_ssh_is_closed_on_a_card_without_preseed(plain: tuple[Path, Boot]) -> None:
@@ -416,7 +430,3 @@ def test_second_boot_does_not_run_first_boot_setup_again(preseeded: tuple[Path, 
 
 def test_spinal_edge_is_ready_again_on_second_boot(preseeded: tuple[Path, Boot, Boot]) -> None:
     assert preseeded[2].ready_seconds is not None
-
-
-def test_boot_tools_are_present() -> None:
-    assert shutil.which("qemu-system-aarch64"), "apt install qemu-system-arm"
