@@ -20,11 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from spinal_edge.config_file import validate_config
 from spinal_edge.control.gil import GilHandoff
 from spinal_edge.control.loop import ControlLoop
 from spinal_edge.daemon import EdgeDaemon
+from spinal_edge.demo import free_port
 from spinal_edge.errors import ConfigError
 from spinal_edge.settings import EdgeConfig
 from spinal_edge.settings_store import SettingsStore
@@ -228,3 +230,70 @@ def test_the_loop_thread_reports_its_own_id_and_priority() -> None:
         assert loop.thread_priority == 0 and loop.realtime_error == ""
     finally:
         loop.stop()
+
+
+def _daemon_status(port: int, token: str) -> dict[str, Any] | None:
+    """The daemon's status once its loop ticks, or None while it is still starting."""
+    try:
+        response = httpx.get(
+            f"http://127.0.0.1:{port}/api/status", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        )
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200 or response.json()["loop"]["ticks"] < 5:
+        return None
+    return response.json()
+
+
+@needs_tools
+@pytest.mark.slow
+@pytest.mark.parametrize("explicit", [False, True], ids=["default-config", "asked-for-in-config"])
+def test_spinal_edge_run_without_real_time_permission_runs_and_says_what_it_got(
+    tmp_path: Path, explicit: bool
+) -> None:
+    """As a service without LimitRTPRIO / LimitMEMLOCK: the loop runs under normal scheduling, the status names
+    both unit settings, and a refusal is a warning only where the config asked for real-time."""
+    for name, value in (("RTPRIO", 0), ("MEMLOCK", 64 * 1024)):
+        if not _limit_settable(name, value):
+            pytest.skip(f"RLIMIT_{name} cannot be set to {value} here")
+    port = free_port()
+    config = tmp_path / "edge.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n[http]\nhost = "127.0.0.1"\nport = {port}\n'
+        f'[robot]\nmcu_port = "{tmp_path / "no-mcu-here"}"\n'
+        + ("[loop]\nrealtime_priority = 50\n" if explicit else "")
+    )
+    argv = ["prlimit", "--rtprio=0:0", f"--memlock={64 * 1024}:{64 * 1024}", "--"]
+    if os.geteuid() == 0:
+        argv += ["setpriv", f"--bounding-set={_DROPPED}", f"--inh-caps={_DROPPED}", "--"]
+    argv += [sys.executable, "-c", "from spinal_edge.cli import main; main()", "run", "--config", str(config)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        token_path = tmp_path / "data" / "api-token"
+        wait_for(lambda: proc.poll() is not None or token_path.exists(), timeout=120, interval=0.1)
+        assert proc.poll() is None, "the daemon must not exit when real-time is refused"
+        token = token_path.read_text().strip()
+        status = wait_for(
+            lambda: proc.poll() is None and _daemon_status(port, token), timeout=120, interval=0.2
+        )
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+    loop = status["loop"]
+    assert loop["running"] is True
+    assert (loop["realtime_priority"], loop["daemon_realtime_priority"], loop["memory_locked"]) == (
+        0,
+        0,
+        False,
+    )
+    assert "LimitRTPRIO=50" in loop["realtime_error"] and "LimitMEMLOCK=infinity" in loop["realtime_error"]
+    refused = [w["message"] for w in status["warnings"] if w["code"] == "realtime_refused"]
+    if explicit:
+        # Every refusal in one warning (the loop's, the daemon threads', the memory lock's).
+        assert any("LimitRTPRIO=50" in m and "LimitMEMLOCK=infinity" in m for m in refused), refused
+    else:
+        assert refused == [], "real-time on by default is not a warning on a machine that does not allow it"

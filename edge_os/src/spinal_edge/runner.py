@@ -193,9 +193,12 @@ def _schedule(daemon: EdgeDaemon, loop: LoopSettings) -> None:
     result = schedule_daemon_threads(loop.daemon_priority, loop.lock_memory)
     daemon.process_scheduling = result
     for error in result.errors:
-        if loop.realtime_explicit:
-            daemon.warnings.add("realtime_refused", error)
         log.info("real-time set-up incomplete", extra={"reason": error})
+    daemon.loop.wait_prepared(timeout=5.0)
+    refusals = [e for e in (daemon.loop.realtime_error, *result.errors) if e]
+    if refusals and loop.realtime_explicit:
+        # One warning naming every refusal: warnings of one code in a row merge, keeping the last message only.
+        daemon.warnings.add("realtime_refused", "; ".join(refusals))
     log.info(
         "scheduling",
         extra={

@@ -91,6 +91,7 @@ class ControlLoop:
         self.affinity_error = ""
         self.thread_priority = 0  # the SCHED_FIFO priority the loop thread got (0: normal scheduling)
         self.native_id: int | None = None
+        self._prepared = threading.Event()
         self._deadlines: Deadlines | None = None
 
     # -- control from other threads ------------------------------------------------------------------
@@ -135,6 +136,10 @@ class ControlLoop:
         self._thread = threading.Thread(target=self._run, name="control-loop", daemon=True)
         self._thread.start()
 
+    def wait_prepared(self, timeout: float) -> bool:
+        """Wait until the loop thread has set up its scheduling (`realtime_error`, `thread_priority` are final)."""
+        return self._prepared.wait(timeout)
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -167,6 +172,7 @@ class ControlLoop:
         self.affinity_error = pin_thread(self._cpus)
         if self.affinity_error:
             self.warnings.add("loop_cpus_refused", self.affinity_error)
+        self._prepared.set()
 
     def _ticks(self, handoff: GilHandoff | None) -> None:
         clock = time.monotonic_ns
