@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 from spinal.device.models import EpisodeFile, EpisodeList, EpisodeSummary
+from spinal.fsutil import write_json_atomic
 from spinal.recording import (
     METADATA_FILE,
     EpisodeMetadata,
@@ -90,12 +92,9 @@ class ChecksumCache:
 
     @staticmethod
     def _save_sidecar(episode_dir: Path, payload: dict[str, Any]) -> None:
-        tmp = episode_dir / f"{CHECKSUMS_FILE}.tmp"
-        try:
-            tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
-            os.replace(tmp, episode_dir / CHECKSUMS_FILE)
-        except OSError:
-            tmp.unlink(missing_ok=True)  # a read-only disk only costs a re-hash later
+        # A read-only disk only costs a re-hash later.
+        with contextlib.suppress(OSError):
+            write_json_atomic(episode_dir / CHECKSUMS_FILE, payload, indent=1, sort_keys=True)
 
 
 def _hash_file(path: Path) -> str:

@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from spinal.recording._fsutil import write_json_atomic
+from spinal.fsutil import write_json_atomic
 from spinal.recording.errors import CorruptRecordingError
 from spinal.robots import SO101_FEATURE_NAMES, SO101_ROBOT_TYPE
 

@@ -16,8 +16,8 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 
+from spinal.fsutil import fsync_dir
 from spinal.recording import _index
-from spinal.recording._fsutil import fsync_dir
 from spinal.recording.errors import InvalidFrameError, RecordingStateError
 from spinal.recording.metadata import (
     FRAMES_FILE,
