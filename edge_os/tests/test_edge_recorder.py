@@ -122,6 +122,35 @@ def test_the_disk_guard_stops_recording_cleanly_and_refuses_new_episodes(tmp_pat
     assert load_metadata(tmp_path / episode.episode_id).status == EpisodeStatus.COMPLETE
 
 
+def test_why_episodes_ended_survives_a_restart_of_the_recorder(tmp_path: Path) -> None:
+    free = [10_000_000_000]
+    rec = _recorder(tmp_path, free=free, min_free_mb=100)
+    try:
+        stopped = rec.start_episode("stopped by a person")
+        _offer(rec, 5)
+        rec.stop_episode()
+        guarded = rec.start_episode("cut by the disk guard")
+        _offer(rec, 5)
+        free[0] = 50_000_000
+        wait_for(lambda: rec.state is RecorderState.DISK_FULL, timeout=10)
+        free[0] = 10_000_000_000
+        wait_for(lambda: rec.state is RecorderState.IDLE, timeout=10)
+        closing = rec.start_episode("open when the daemon stops")
+    finally:
+        rec.stop()
+    restarted = _recorder(tmp_path)  # a new daemon: nothing in memory, only the files
+    restarted.stop()
+    assert restarted.last_episode is None
+    reasons = {
+        e.episode_id: load_metadata(tmp_path / e.episode_id).stop_reason for e in (stopped, guarded, closing)
+    }
+    assert reasons == {
+        stopped.episode_id: "stopped",
+        guarded.episode_id: "disk guard",
+        closing.episode_id: "daemon stopping",
+    }
+
+
 def test_a_full_queue_refuses_and_counts_instead_of_blocking(tmp_path: Path) -> None:
     rec = EpisodeRecorder(
         tmp_path, RecordingSettings(queue_frames=16), fps=30, joint_names=JOINTS, camera_sizes=dict

@@ -124,3 +124,17 @@ def test_auto_sync_makes_frames_durable_once_the_interval_passes(tmp_path):
     writer.append_frame(timestamp=0.1, state=[0] * 6, action=[0] * 6)
     assert index.stat().st_size > size_after_open  # one second passed: the batch was written and fsynced
     writer.close()
+
+
+def test_why_an_episode_ended_is_kept_in_its_metadata(tmp_path):
+    writer = _writer(tmp_path)
+    writer.append_frame(timestamp=0.0, state=[0] * 6, action=[0] * 6)
+    closed = writer.close(EpisodeStatus.COMPLETE, stop_reason="disk guard")
+    assert closed.stop_reason == "disk guard"
+    assert load_metadata(tmp_path / "ep1").stop_reason == "disk guard"
+    # An episode.json written before the field existed still loads; the reason is unknown then.
+    path = tmp_path / "ep1" / "episode.json"
+    legacy = json.loads(path.read_text())
+    del legacy["stop_reason"]
+    path.write_text(json.dumps(legacy))
+    assert load_metadata(tmp_path / "ep1").stop_reason == ""

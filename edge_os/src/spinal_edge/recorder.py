@@ -367,7 +367,7 @@ class EpisodeRecorder:
         writer, self._writer = self._writer, None
         summary = self._snapshot()
         try:
-            meta = writer.close(status)
+            meta = writer.close(status, stop_reason=reason)
             summary.status = meta.status.value
             summary.frames = meta.frame_count
             summary.duration_s = meta.duration_s

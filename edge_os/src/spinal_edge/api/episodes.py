@@ -158,6 +158,7 @@ class _Episodes:
             size_bytes=size,
             started_at=meta.started_at or None,
             ended_at=meta.ended_at,
+            stop_reason=meta.stop_reason or None,
             offered=offered,
             files=files,
             metadata=meta.to_json_dict() if with_metadata else None,

@@ -108,6 +108,8 @@ class EpisodeMetadata(BaseModel):
     frame_count: Annotated[int, Field(ge=0)] = 0
     duration_s: Annotated[float, Field(ge=0)] = 0.0
     camera_frame_counts: dict[str, int] = Field(default_factory=dict)
+    #: Why the recorder ended the episode (e.g. `stopped`, `disk guard`, `max duration`); empty when unknown.
+    stop_reason: str = ""
     recovery: RecoveryInfo | None = None
 
     @field_validator("episode_id")
