@@ -87,6 +87,19 @@ def test_discard_deletes_the_episode(tmp_path: Path) -> None:
     assert not (tmp_path / episode.episode_id).exists()
 
 
+def test_episodes_started_within_one_second_get_ids_in_start_order(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    started = []
+    try:
+        for i in range(6):
+            started.append(rec.start_episode(f"quick {i}").episode_id)
+            rec.stop_episode()
+    finally:
+        rec.stop()
+    assert sorted(started) == started and len(set(started)) == 6
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == started
+
+
 def test_episode_commands_out_of_order_are_refused_with_the_fix(tmp_path: Path) -> None:
     rec = _recorder(tmp_path)
     try:

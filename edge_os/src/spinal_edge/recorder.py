@@ -24,10 +24,10 @@ import numpy as np
 from spinal.recording import (
     ActionSource,
     CameraSpec,
+    EpisodeIdSequence,
     EpisodeStatus,
     EpisodeWriter,
     RecordingError,
-    new_episode_id,
     recover_recordings,
 )
 
@@ -114,6 +114,7 @@ class EpisodeRecorder:
         self._thread: threading.Thread | None = None
         self._writer: EpisodeWriter | None = None
         self._current: EpisodeSummary | None = None
+        self._episode_ids = EpisodeIdSequence()  # ids sort in start order within this run
         self._token = 0
         self._recording_token = 0  # the loop offers only while this is non-zero
         self._started_ns = 0
@@ -311,7 +312,7 @@ class EpisodeRecorder:
         self._check_disk(force=True)
         if self.state is RecorderState.DISK_FULL:
             raise RecorderError(self.last_error)
-        episode_id = new_episode_id()
+        episode_id = self._episode_ids.next()
         sizes = self._camera_sizes()
         cameras = {name: CameraSpec(width=w, height=h) for name, (w, h) in sizes.items()}
         started_ns = time.monotonic_ns()
