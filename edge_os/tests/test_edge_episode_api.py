@@ -11,7 +11,7 @@ from spinal_edge.assembly import make_recorder
 from spinal_edge.cameras import CameraSettings, SyntheticCamera
 from spinal_edge.daemon import EdgeDaemon
 from spinal_edge.settings_store import SettingsStore
-from spinal_edge.testing import KinematicArm, ServedDaemon, data_dir_config
+from spinal_edge.testing import KinematicArm, ServedDaemon, data_dir_config, wait_for
 from spinal_edge.warnings_log import WarningLog
 
 pytestmark = pytest.mark.slow
@@ -60,3 +60,18 @@ def test_the_stop_reason_is_listed_with_the_episodes_after_a_restart(serve) -> N
     assert again.client.get("/api/episode").json()["last_episode"] is None, "a new daemon remembers nothing"
     listed = _listed(again)[episode["episode_id"]]
     assert listed["stop_reason"] == "stopped" and listed["status"] == "complete"
+
+
+def test_an_episode_started_with_max_duration_stops_by_itself(serve) -> None:
+    served = serve()
+    started = served.client.post("/api/episode/start", json={"task": "lose the link", "max_duration_s": 0.5})
+    assert started.status_code == 201 and started.json()["max_duration_s"] == 0.5
+    episode_id = started.json()["episode_id"]
+    last = wait_for(lambda: served.client.get("/api/episode").json()["last_episode"], timeout=15)
+    assert last["episode_id"] == episode_id and last["stop_reason"] == "max duration"
+    assert served.client.get("/api/episode").json()["recording"] is False
+    assert _listed(served)[episode_id]["stop_reason"] == "max duration"
+    for bad in (0, -1, 86_401, "soon"):
+        refused = served.client.post("/api/episode/start", json={"max_duration_s": bad})
+        assert refused.status_code == 422, bad
+    assert served.client.post("/api/episode/stop").status_code == 409, "nothing was started by a bad request"

@@ -164,6 +164,25 @@ def test_why_episodes_ended_survives_a_restart_of_the_recorder(tmp_path: Path) -
     }
 
 
+def test_an_episode_with_a_max_duration_ends_itself_and_is_kept(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path, max_episode_s=30.0)
+    try:
+        episode = rec.start_episode("the link may drop", max_duration_s=0.4)
+        assert episode.max_duration_s == 0.4
+        _offer(rec, 5)
+        wait_for(lambda: not rec.recording, timeout=10)
+        # The sooner limit wins: here the config's max_episode_s, with its own reason.
+        rec.settings = RecordingSettings(max_episode_s=0.3)
+        limited = rec.start_episode("the device's limit", max_duration_s=20.0)
+        wait_for(lambda: not rec.recording, timeout=10)
+    finally:
+        rec.stop()
+    meta = load_metadata(tmp_path / episode.episode_id)
+    assert meta.status == EpisodeStatus.COMPLETE and meta.stop_reason == "max duration"
+    assert rec.last_episode is not None and rec.last_episode.episode_id == limited.episode_id
+    assert rec.last_episode.stop_reason == "max_episode_s reached"
+
+
 def test_a_full_queue_refuses_and_counts_instead_of_blocking(tmp_path: Path) -> None:
     rec = EpisodeRecorder(
         tmp_path, RecordingSettings(queue_frames=16), fps=30, joint_names=JOINTS, camera_sizes=dict

@@ -184,14 +184,17 @@ class EdgeDaemon:
 
     # -- episodes --------------------------------------------------------------------------------------
 
-    def start_episode(self, task: str | None = None) -> EpisodeSummary:
-        """Start recording an episode with `task` (default: the current task)."""
+    def start_episode(
+        self, task: str | None = None, *, max_duration_s: float | None = None
+    ) -> EpisodeSummary:
+        """Start recording an episode with `task` (default: the current task), ended by the recorder itself
+        after `max_duration_s` when given."""
         recorder = self._require_recorder()
         if task is not None:
             self.set_task(task)
         if self.engine is not None and self.loop.mode is RobotMode.POLICY:
             self.engine.reset()
-        return recorder.start_episode(self.task)
+        return recorder.start_episode(self.task, max_duration_s=max_duration_s)
 
     def stop_episode(self) -> EpisodeSummary:
         return self._require_recorder().stop_episode()

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 _DISK_CHECK_S = 0.5
 _COMMAND_TIMEOUT_S = 15.0
+#: Stop reasons for the two time limits: the one the client asked for at start, and the config's.
+MAX_DURATION_REASON = "max duration"
+MAX_EPISODE_S_REASON = "max_episode_s reached"
 
 
 class RecorderState(StrEnum):
@@ -62,6 +65,7 @@ class EpisodeSummary:
     duration_s: float = 0.0
     bytes_written: int = 0
     stop_reason: str = ""
+    max_duration_s: float | None = None  # the limit the client asked for at start, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +177,13 @@ class EpisodeRecorder:
 
     # -- the API side ------------------------------------------------------------------------------------
 
-    def start_episode(self, task: str) -> EpisodeSummary:
-        """Open a new episode with `task`; raises EpisodeError while one records, RecorderError without disk."""
-        return self._call("start", task=task)
+    def start_episode(self, task: str, *, max_duration_s: float | None = None) -> EpisodeSummary:
+        """Open a new episode with `task`; raises EpisodeError while one records, RecorderError without disk.
+
+        With `max_duration_s` the recorder ends the episode itself (kept, stop reason `max duration`) once it
+        has run that long, so a client that loses its link to the device does not record forever.
+        """
+        return self._call("start", task=task, max_duration_s=max_duration_s)
 
     def stop_episode(self, reason: str = "stopped") -> EpisodeSummary:
         """Finish the current episode and keep it."""
@@ -304,7 +312,7 @@ class EpisodeRecorder:
             except Exception as exc:
                 command.reply.set_exception(exc)
 
-    def _do_start(self, task: str) -> EpisodeSummary:
+    def _do_start(self, task: str, max_duration_s: float | None = None) -> EpisodeSummary:
         if self._writer is not None:
             raise EpisodeError(
                 f"episode {self._current.episode_id if self._current else '?'} is recording; stop or discard it first"
@@ -337,6 +345,7 @@ class EpisodeRecorder:
             task=task,
             status=EpisodeStatus.RECORDING.value,
             camera_frames=dict.fromkeys(cameras, 0),
+            max_duration_s=max_duration_s,
         )
         self._token += 1
         self.state = RecorderState.RECORDING
@@ -445,11 +454,27 @@ class EpisodeRecorder:
                 self._abort_after_write_error()
                 return
             self._last_sync = now
-        limit = self.settings.max_episode_s
-        if writer is not None and limit > 0 and (time.monotonic_ns() - self._started_ns) / 1e9 >= limit:
-            self._finish(EpisodeStatus.COMPLETE, "max_episode_s reached")
+        limit = self._time_limit()
+        if (
+            writer is not None
+            and limit is not None
+            and (time.monotonic_ns() - self._started_ns) / 1e9 >= limit[0]
+        ):
+            self._finish(EpisodeStatus.COMPLETE, limit[1])
             return
         self._check_disk()
+
+    def _time_limit(self) -> tuple[float, str] | None:
+        """The sooner of the episode's own limit and the config's `max_episode_s`, with its stop reason."""
+        limits = []
+        asked = self._current.max_duration_s if self._current is not None else None
+        if asked is not None and asked > 0:
+            limits.append((asked, MAX_DURATION_REASON))
+        if self.settings.max_episode_s > 0:
+            limits.append((self.settings.max_episode_s, MAX_EPISODE_S_REASON))
+        return (
+            min(limits) if limits else None
+        )  # on a tie, "max duration" (the client asked for it) sorts first
 
     def _check_disk(self, *, force: bool = False) -> None:
         now = time.monotonic()

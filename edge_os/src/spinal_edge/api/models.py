@@ -48,6 +48,15 @@ class EpisodeStartRequest(_Body):
     task: str | None = Field(
         None, max_length=1000, description="the episode's task; default: the current task"
     )
+    max_duration_s: float | None = Field(
+        None,
+        gt=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="the device ends the episode itself after this many seconds (kept, stop_reason"
+        " `max duration`), so a client that loses its link does not record forever; default: no limit"
+        " (besides [recording] max_episode_s)",
+    )
 
 
 class Episode(BaseModel):
@@ -60,7 +69,12 @@ class Episode(BaseModel):
     camera_frames: dict[str, int]
     duration_s: float
     bytes_written: int
-    stop_reason: str = ""
+    stop_reason: str = Field(
+        "",
+        description="why it ended: stopped, discarded, disk guard, max duration, max_episode_s reached, daemon"
+        " stopping or write error (empty while it records)",
+    )
+    max_duration_s: float | None = Field(None, description="the limit asked for at start, if any")
 
 
 class EpisodeState(BaseModel):

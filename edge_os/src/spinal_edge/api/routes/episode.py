@@ -37,8 +37,9 @@ def current(daemon: EdgeDaemon = Depends(get_daemon)) -> EpisodeState:
     responses={**_CONFLICT, 507: {"model": ErrorBody, "description": "not enough free disk space"}},
 )
 def start(body: EpisodeStartRequest | None = None, daemon: EdgeDaemon = Depends(get_daemon)) -> Episode:
-    """Start recording a new episode with the given task (or the current one)."""
-    return Episode(**daemon.start_episode(body.task if body else None).__dict__)
+    """Start recording a new episode with the given task (or the current one), optionally time-limited."""
+    body = body or EpisodeStartRequest()
+    return Episode(**daemon.start_episode(body.task, max_duration_s=body.max_duration_s).__dict__)
 
 
 @router.post("/stop", response_model=Episode, responses=_CONFLICT)
