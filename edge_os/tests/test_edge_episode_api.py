@@ -75,3 +75,20 @@ def test_an_episode_started_with_max_duration_stops_by_itself(serve) -> None:
         refused = served.client.post("/api/episode/start", json={"max_duration_s": bad})
         assert refused.status_code == 422, bad
     assert served.client.post("/api/episode/stop").status_code == 409, "nothing was started by a bad request"
+
+
+def test_a_507_says_whether_the_disk_guard_or_another_recorder_failure_refused(serve, tmp_path: Path) -> None:
+    guarded = serve(min_free_mb=1_000_000)  # a terabyte free: more than any test machine has
+    refused = guarded.client.post("/api/episode/start", json={"task": "no space"})
+    assert refused.status_code == 507
+    assert refused.json()["error"] == "DiskFullError"
+    assert "pull and delete episodes to free space" in refused.json()["detail"]
+    guarded.close()
+
+    broken = serve()
+    episodes = tmp_path / "data" / "episodes"
+    episodes.rmdir()
+    episodes.write_text("a file where the episodes folder should be")
+    refused = broken.client.post("/api/episode/start", json={"task": "cannot write"})
+    assert refused.status_code == 507
+    assert refused.json()["error"] == "RecorderError" and "could not be created" in refused.json()["detail"]

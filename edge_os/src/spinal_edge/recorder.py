@@ -33,7 +33,7 @@ from spinal.recording import (
 
 from spinal_edge.cameras.frames import CameraFrame
 from spinal_edge.control.ports import ActionOrigin, RobotMode
-from spinal_edge.errors import EpisodeError, RecorderError
+from spinal_edge.errors import DiskFullError, EpisodeError, RecorderError
 from spinal_edge.settings import RecordingSettings
 from spinal_edge.warnings_log import WarningLog
 
@@ -178,7 +178,8 @@ class EpisodeRecorder:
     # -- the API side ------------------------------------------------------------------------------------
 
     def start_episode(self, task: str, *, max_duration_s: float | None = None) -> EpisodeSummary:
-        """Open a new episode with `task`; raises EpisodeError while one records, RecorderError without disk.
+        """Open a new episode with `task`; raises EpisodeError while one records, DiskFullError when the disk
+        guard refuses, RecorderError when the files cannot be created.
 
         With `max_duration_s` the recorder ends the episode itself (kept, stop reason `max duration`) once it
         has run that long, so a client that loses its link to the device does not record forever.
@@ -319,7 +320,7 @@ class EpisodeRecorder:
             )
         self._check_disk(force=True)
         if self.state is RecorderState.DISK_FULL:
-            raise RecorderError(self.last_error)
+            raise DiskFullError(self.last_error)
         episode_id = self._episode_ids.next()
         sizes = self._camera_sizes()
         cameras = {name: CameraSpec(width=w, height=h) for name, (w, h) in sizes.items()}

@@ -34,7 +34,14 @@ def current(daemon: EdgeDaemon = Depends(get_daemon)) -> EpisodeState:
     "/start",
     response_model=Episode,
     status_code=status.HTTP_201_CREATED,
-    responses={**_CONFLICT, 507: {"model": ErrorBody, "description": "not enough free disk space"}},
+    responses={
+        **_CONFLICT,
+        507: {
+            "model": ErrorBody,
+            "description": "recording is impossible: error `DiskFullError` when the disk guard refuses (free"
+            " space below [recording] min_free_mb), `RecorderError` for any other recorder failure",
+        },
+    },
 )
 def start(body: EpisodeStartRequest | None = None, daemon: EdgeDaemon = Depends(get_daemon)) -> Episode:
     """Start recording a new episode with the given task (or the current one), optionally time-limited."""
