@@ -92,3 +92,14 @@ def test_a_507_says_whether_the_disk_guard_or_another_recorder_failure_refused(s
     refused = broken.client.post("/api/episode/start", json={"task": "cannot write"})
     assert refused.status_code == 507
     assert refused.json()["error"] == "RecorderError" and "could not be created" in refused.json()["detail"]
+
+
+def test_the_boot_id_is_the_same_in_health_and_status_and_changes_with_a_restart(serve) -> None:
+    first = serve()
+    boot = first.anonymous.get("/healthz").json()["boot_id"]
+    assert len(boot) >= 16 and first.client.get("/api/status").json()["boot_id"] == boot
+    assert first.anonymous.get("/healthz").json()["boot_id"] == boot, "stable while the daemon runs"
+    first.close()
+    again = serve()
+    rebooted = again.anonymous.get("/healthz").json()["boot_id"]
+    assert rebooted != boot and again.client.get("/api/status").json()["boot_id"] == rebooted

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,8 @@ class EdgeDaemon:
         self.task = config.inference.task
         self._mode_lock = threading.Lock()
         self._started_mono = time.monotonic()
+        #: Random per daemon start, in /healthz and the status: clients tell a restart from a network outage.
+        self.boot_id = secrets.token_hex(8)
         self._started = False
         if store.overlay_error:
             self.warnings.add("settings_rejected", store.overlay_error)
@@ -235,6 +238,7 @@ class EdgeDaemon:
         return {
             "version": __version__,
             "device_name": config.device_name,
+            "boot_id": self.boot_id,
             "uptime_s": round(time.monotonic() - self._started_mono, 1),
             "mode": loop.mode.value,
             "task": self.task,

@@ -20,6 +20,7 @@ class _Body(BaseModel):
 class Health(BaseModel):
     ok: bool
     version: str
+    boot_id: str = Field(description="random per daemon start: a new value means the daemon restarted")
     mode: str
     loop_running: bool
 
@@ -157,6 +158,7 @@ class InferenceStatus(BaseModel):
 class Status(BaseModel):
     version: str
     device_name: str
+    boot_id: str = Field(description="random per daemon start: a new value means the daemon restarted")
     uptime_s: float
     mode: RobotMode
     task: str
