@@ -66,6 +66,7 @@ def test_an_episode_started_with_max_duration_stops_by_itself(serve) -> None:
     served = serve()
     started = served.client.post("/api/episode/start", json={"task": "lose the link", "max_duration_s": 0.5})
     assert started.status_code == 201 and started.json()["max_duration_s"] == 0.5
+    assert started.json()["engine_reset_acked"] is False, "idle, and no policy engine: nothing to acknowledge"
     episode_id = started.json()["episode_id"]
     last = wait_for(lambda: served.client.get("/api/episode").json()["last_episode"], timeout=15)
     assert last["episode_id"] == episode_id and last["stop_reason"] == "max duration"

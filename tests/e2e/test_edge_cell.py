@@ -46,6 +46,8 @@ def _true_ticks(cell: DemoCell) -> np.ndarray:
 def _record(cell: DemoCell, frames: int, task: str = "e2e") -> dict:
     started = cell.client.post("/api/episode/start", json={"task": task})
     assert started.status_code == 201, started.text
+    # The policy cell's server acknowledges the new policy episode before recording begins.
+    assert started.json()["engine_reset_acked"] is True, started.text
     cell.wait_status(lambda s: (s["recorder"]["episode"] or {}).get("frames", 0) >= frames, timeout=120)
     stopped = cell.client.post("/api/episode/stop")
     assert stopped.status_code == 200, stopped.text

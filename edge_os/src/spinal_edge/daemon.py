@@ -28,6 +28,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@dataclasses.dataclass(frozen=True)
+class StartedEpisode:
+    """What starting an episode did: the episode, and whether the policy's server acknowledged its reset."""
+
+    episode: EpisodeSummary
+    engine_reset_acked: bool
+
+
 class EdgeDaemon:
     """One robot cell on this device. Thread-safe: the API calls it from its worker threads."""
 
@@ -189,15 +197,18 @@ class EdgeDaemon:
 
     def start_episode(
         self, task: str | None = None, *, max_duration_s: float | None = None
-    ) -> EpisodeSummary:
+    ) -> StartedEpisode:
         """Start recording an episode with `task` (default: the current task), ended by the recorder itself
-        after `max_duration_s` when given."""
+        after `max_duration_s` when given. In policy mode the policy starts a new episode first (its server's
+        ack awaited up to 1 s, as in `reset_episode`)."""
         recorder = self._require_recorder()
         if task is not None:
             self.set_task(task)
+        acked = False
         if self.engine is not None and self.loop.mode is RobotMode.POLICY:
-            self.engine.reset()
-        return recorder.start_episode(self.task, max_duration_s=max_duration_s)
+            acked = bool(self.engine.reset(wait_s=1.0))
+        episode = recorder.start_episode(self.task, max_duration_s=max_duration_s)
+        return StartedEpisode(episode, engine_reset_acked=acked)
 
     def stop_episode(self) -> EpisodeSummary:
         return self._require_recorder().stop_episode()

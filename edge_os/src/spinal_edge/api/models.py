@@ -78,6 +78,15 @@ class Episode(BaseModel):
     max_duration_s: float | None = Field(None, description="the limit asked for at start, if any")
 
 
+class EpisodeStarted(Episode):
+    """The episode just started, and whether the policy's server acknowledged the new episode first."""
+
+    engine_reset_acked: bool = Field(
+        description="policy mode: the inference server acknowledged the reset (a fresh policy episode) before"
+        " recording began; false when it did not answer within 1 s, and in teleop or idle mode"
+    )
+
+
 class EpisodeState(BaseModel):
     recording: bool
     recorder_state: str = Field(description="idle, recording, disk_full or error")
