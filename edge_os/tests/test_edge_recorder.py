@@ -13,7 +13,7 @@ from spinal.robots import SO101_JOINTS
 from spinal_edge.cameras import CameraFrame, CameraSettings, SyntheticCamera
 from spinal_edge.control.loop import ControlLoop
 from spinal_edge.control.ports import ActionOrigin, RobotMode
-from spinal_edge.errors import EpisodeError, RecorderError
+from spinal_edge.errors import DiskFullError, EpisodeError
 from spinal_edge.recorder import EpisodeRecorder, RecorderState
 from spinal_edge.settings import RecordingSettings
 from spinal_edge.testing import KinematicArm, wait_for
@@ -113,21 +113,32 @@ def test_episode_commands_out_of_order_are_refused_with_the_fix(tmp_path: Path) 
         rec.stop()
 
 
+_PLENTY, _LITTLE = 10_000_000_000, 50_000_000  # free bytes around a 100 MB guard
+
+
+def _disk_fills(rec: EpisodeRecorder, free: list[int]) -> None:
+    free[0] = _LITTLE
+    wait_for(lambda: rec.state is RecorderState.DISK_FULL, timeout=10)
+
+
+def _space_is_freed(rec: EpisodeRecorder, free: list[int]) -> None:
+    free[0] = _PLENTY
+    wait_for(lambda: rec.state is RecorderState.IDLE, timeout=10)
+
+
 def test_the_disk_guard_stops_recording_cleanly_and_refuses_new_episodes(tmp_path: Path) -> None:
-    free = [10_000_000_000]
+    free = [_PLENTY]
     rec = _recorder(tmp_path, free=free, min_free_mb=100)
     try:
         episode = rec.start_episode("fill the disk")
         _offer(rec, 10)
-        free[0] = 50_000_000
-        wait_for(lambda: rec.state is RecorderState.DISK_FULL, timeout=10)
+        _disk_fills(rec, free)
         assert not rec.recording
         assert rec.last_episode is not None and rec.last_episode.stop_reason == "disk guard"
         assert "disk_guard" in rec.warnings.codes()
-        with pytest.raises(RecorderError, match="pull and delete episodes to free space"):
+        with pytest.raises(DiskFullError, match="pull and delete episodes to free space"):
             rec.start_episode("again")
-        free[0] = 10_000_000_000
-        wait_for(lambda: rec.state is RecorderState.IDLE, timeout=10)
+        _space_is_freed(rec, free)
         rec.start_episode("again")
         rec.stop_episode()
     finally:
@@ -136,7 +147,7 @@ def test_the_disk_guard_stops_recording_cleanly_and_refuses_new_episodes(tmp_pat
 
 
 def test_why_episodes_ended_survives_a_restart_of_the_recorder(tmp_path: Path) -> None:
-    free = [10_000_000_000]
+    free = [_PLENTY]
     rec = _recorder(tmp_path, free=free, min_free_mb=100)
     try:
         stopped = rec.start_episode("stopped by a person")
@@ -144,10 +155,8 @@ def test_why_episodes_ended_survives_a_restart_of_the_recorder(tmp_path: Path) -
         rec.stop_episode()
         guarded = rec.start_episode("cut by the disk guard")
         _offer(rec, 5)
-        free[0] = 50_000_000
-        wait_for(lambda: rec.state is RecorderState.DISK_FULL, timeout=10)
-        free[0] = 10_000_000_000
-        wait_for(lambda: rec.state is RecorderState.IDLE, timeout=10)
+        _disk_fills(rec, free)
+        _space_is_freed(rec, free)
         closing = rec.start_episode("open when the daemon stops")
     finally:
         rec.stop()
