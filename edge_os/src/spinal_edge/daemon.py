@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,14 @@ if TYPE_CHECKING:
     from spinal_edge.recorder import EpisodeRecorder, EpisodeSummary
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class StartedEpisode:
+    """What starting an episode did: the episode, and whether the policy's server acknowledged its reset."""
+
+    episode: EpisodeSummary
+    engine_reset_acked: bool
 
 
 class EdgeDaemon:
@@ -69,6 +78,8 @@ class EdgeDaemon:
         self.task = config.inference.task
         self._mode_lock = threading.Lock()
         self._started_mono = time.monotonic()
+        #: Random per daemon start, in /healthz and the status: clients tell a restart from a network outage.
+        self.boot_id = secrets.token_hex(8)
         self._started = False
         if store.overlay_error:
             self.warnings.add("settings_rejected", store.overlay_error)
@@ -191,14 +202,20 @@ class EdgeDaemon:
 
     # -- episodes --------------------------------------------------------------------------------------
 
-    def start_episode(self, task: str | None = None) -> EpisodeSummary:
-        """Start recording an episode with `task` (default: the current task)."""
+    def start_episode(
+        self, task: str | None = None, *, max_duration_s: float | None = None
+    ) -> StartedEpisode:
+        """Start recording an episode with `task` (default: the current task), ended by the recorder itself
+        after `max_duration_s` when given. In policy mode the policy starts a new episode first (its server's
+        ack awaited up to 1 s, as in `reset_episode`)."""
         recorder = self._require_recorder()
         if task is not None:
             self.set_task(task)
+        acked = False
         if self.engine is not None and self.loop.mode is RobotMode.POLICY:
-            self.engine.reset()
-        return recorder.start_episode(self.task)
+            acked = bool(self.engine.reset(wait_s=1.0))
+        episode = recorder.start_episode(self.task, max_duration_s=max_duration_s)
+        return StartedEpisode(episode, engine_reset_acked=acked)
 
     def stop_episode(self) -> EpisodeSummary:
         return self._require_recorder().stop_episode()
@@ -239,6 +256,7 @@ class EdgeDaemon:
         return {
             "version": __version__,
             "device_name": config.device_name,
+            "boot_id": self.boot_id,
             "uptime_s": round(time.monotonic() - self._started_mono, 1),
             "mode": loop.mode.value,
             "task": self.task,
