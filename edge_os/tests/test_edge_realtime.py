@@ -31,6 +31,7 @@ from spinal_edge.errors import ConfigError
 from spinal_edge.settings import EdgeConfig
 from spinal_edge.settings_store import SettingsStore
 from spinal_edge.testing import KinematicArm, ServedDaemon, data_dir_config, wait_for
+from spinal_server.testing import stop_process
 
 # Capabilities that would let root skip the limits under test.
 _DROPPED = "-sys_nice,-ipc_lock"
@@ -277,12 +278,7 @@ def test_spinal_edge_run_without_real_time_permission_runs_and_says_what_it_got(
             lambda: proc.poll() is None and _daemon_status(port, token), timeout=120, interval=0.2
         )
     finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)
+        stop_process(proc, timeout=60)
     loop = status["loop"]
     assert loop["running"] is True
     assert (loop["realtime_priority"], loop["daemon_realtime_priority"], loop["memory_locked"]) == (
