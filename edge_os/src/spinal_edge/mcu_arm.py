@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from spinal_edge.warnings_log import WarningLog
 log = logging.getLogger(__name__)
 
 _FIRMWARE_DEFAULT_RATE_HZ = 200
+_HOLD_EXTRAPOLATION_MAX_S = 0.2  # older STATE is not carried forward further: a stalled link says little
 
 
 class McuArm:
@@ -153,14 +155,23 @@ class McuArm:
             return
         if raw.holding:
             self.link.acknowledge_hold()
-        self.link.send_targets(raw.positions)
+        self.link.send_targets(_present_positions(raw, time.monotonic()))
 
     def keepalive(self) -> None:
         self.link.heartbeat()
 
     def set_torque(self, enabled: bool) -> None:
-        if enabled and self.link.latest_state is not None and self.link.latest_state.estopped:
-            self.link.clear_estop()
+        """Torque on or off. Torque on is a person's explicit request, so whatever made the MCU refuse it is
+        cleared first: a latched e-stop, and a link watchdog HOLD (the MCU takes TORQUE only after HOLD_ACK)."""
+        state = self.link.latest_state
+        if enabled:
+            if state is not None and state.estopped:
+                self.link.clear_estop()
+            if state is not None and state.holding:
+                log.info("torque on requested: acknowledging the MCU's link watchdog HOLD first")
+            # Sent even when the last STATE showed no HOLD: the MCU may have entered one since, and outside a
+            # HOLD the ack only feeds the watchdog. Commands reach the MCU in order, so it precedes TORQUE.
+            self.link.acknowledge_hold()
         self.link.set_torque(enabled)
 
     def estop(self) -> None:
@@ -254,3 +265,10 @@ def _load_calibration(path, use_degrees: bool, warnings: WarningLog, which: str)
         return ArmCalibration.load(path, use_degrees=use_degrees)
     except CalibrationError as exc:
         raise DeviceError(str(exc)) from None
+
+
+def _present_positions(state: McuState, now: float) -> tuple[int, ...]:
+    """Where each joint is now: the last STATE's positions carried forward by their velocities for the STATE's
+    age (capped), so a hold of a moving arm stops it where it is instead of pulling it back to where it was."""
+    age = min(max(now - state.received_at, 0.0), _HOLD_EXTRAPOLATION_MAX_S) if state.received_at else 0.0
+    return tuple(int(min(max(round(j.position + j.velocity * age), 0), 4095)) for j in state.joints)
