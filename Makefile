@@ -24,7 +24,7 @@ help:
 	@echo "make bench  - run the benchmarks; tables land in bench/results/"
 	@echo "make lint   - ruff"
 	@echo "make setup  - create .venv and install the four packages (editable, with dev extras)"
-	@echo "make image  - build the Raspberry Pi SD-card image into images/out/ (root, ~20 min on 2 cores)"
+	@echo "make image  - build the Raspberry Pi SD-card image into images/out/ (root; 20-30 min on 2 cores)"
 	@echo "make image-test - boot that image under qemu and check it (builds it first if needed)"
 
 setup: $(STAMP)
