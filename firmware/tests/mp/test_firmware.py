@@ -2,7 +2,7 @@
 
 import host
 from fakes import unhex, vector
-from rigs import SIX, Bench, error_code
+from rigs import SIX, Bench, error_code, parse_state
 from spinalfw import proto
 
 
@@ -231,10 +231,54 @@ def test_config_naming_a_missing_servo_is_rejected_with_its_id():
     b = Bench(ids=(1, 2, 3))
     b.send(proto.MSG_CONFIG, host.config_payload(((1, 0, 4095, 5), (7, 0, 4095, 5))))
     b.tick()
-    errors = b.replies(proto.MSG_ERROR)
+    frames = b.frames()
+    errors = [f for f in frames if f[0] == proto.MSG_ERROR]
     assert errors and error_code(errors[-1]) == proto.ERR_SERVO_MISSING
     assert b"servo id 7" in errors[-1][2]
     assert not b.fw.configured
+    states = [f for f in frames if f[0] == proto.MSG_STATE]
+    assert parse_state(states[-1][2])["bus_errors"] == 0, "the ping looking for servo 7 is no bus fault"
+
+
+def hello_reply_buses(payload):
+    """The servo ids per bus listed in a HELLO_REPLY payload."""
+    buses = []
+    o = 10
+    for _ in range(payload[9]):
+        count = payload[o]
+        buses.append(list(payload[o + 1 : o + 1 + count]))
+        o += 1 + count
+    return buses
+
+
+def test_hello_with_rescan_finds_a_servo_missed_at_boot_without_counting_bus_errors():
+    b = Bench()
+    b.servo(1).silent = True  # answers late at boot: the scan misses it
+    b.fw.boot()
+    b.hal.link.take()
+    assert b.fw.found == [[2, 3, 4, 5, 6]]
+    b.servo(1).silent = False
+    b.send(proto.MSG_HELLO, bytes((proto.PROTOCOL_VERSION, 1)))
+    b.tick()
+    frames = b.frames()
+    replies = [f for f in frames if f[0] == proto.MSG_HELLO_REPLY]
+    assert replies and hello_reply_buses(replies[-1][2]) == [[1, 2, 3, 4, 5, 6]]
+    states = [f for f in frames if f[0] == proto.MSG_STATE]
+    assert states and parse_state(states[-1][2])["bus_errors"] == 0, "discovery pings counted as bus errors"
+    b.configure()  # the servo the boot scan missed is accepted now
+
+
+def test_hello_without_the_rescan_flag_or_with_torque_on_keeps_the_servos_found():
+    b = Bench(ids=(1, 2, 3, 4, 5, 6, 7))
+    b.configure()
+    b.torque_on()
+    b.hal.bus.servos[7].silent = True
+    b.send(proto.MSG_HELLO, bytes((proto.PROTOCOL_VERSION, 1)))  # rescan refused: torque is on
+    b.send(proto.MSG_HELLO, bytes((proto.PROTOCOL_VERSION, 0)))
+    b.tick()
+    replies = b.replies(proto.MSG_HELLO_REPLY)
+    assert len(replies) == 2
+    assert all(hello_reply_buses(r[2]) == [[1, 2, 3, 4, 5, 6, 7]] for r in replies)
 
 
 def test_malformed_payloads_are_rejected_not_applied():
