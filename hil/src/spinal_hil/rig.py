@@ -71,6 +71,7 @@ class SimulatedRig:
 
     def start(self) -> SimulatedRig:
         try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
             ids = self.follower_ids + (self.leader_ids if self.leader_on_follower_bus else ())
             positions = _merge(self._positions, self._leader_positions, self.leader_ids, ids)
             self.follower = ServoBusSimulator(
