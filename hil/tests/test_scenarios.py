@@ -6,6 +6,7 @@ scenario down without failing it. Each run writes plots and metrics to test-arti
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -15,6 +16,7 @@ import pytest
 from spinal_edge.mcu import ArmCalibration, ErrorCode, LinkEvent, McuCommandRejected, StateFlag
 from spinal_hil.cell import Cell
 from spinal_hil.rig import SimulatedRig, wait_until
+from spinal_hil.servo_model import ServoFaults
 
 pytestmark = pytest.mark.slow
 
@@ -296,3 +298,23 @@ def test_leader_arm_on_the_follower_bus_is_streamed(make_cell) -> None:
     cell.link.wait_for_state(lambda s: bool(s.flags & StateFlag.LEADER), 3)
     assert wait_until(lambda: cell.link.latest_leader.positions == tuple(2500 + 10 * i for i in range(6)), 3)
     assert not any(rig.follower.torques()[sid] for sid in rig.leader_ids)
+
+
+def test_servo_missed_by_the_boot_scan_is_found_by_a_rescan(make_cell, caplog) -> None:
+    needs_simulation()
+    # Servo 1 answers nothing to its first 6 instructions: the boot scan's two pings, the ping the MCU retries
+    # at the first CONFIG (SERVO_MISSING), a rescan's two, the next CONFIG's (SERVO_MISSING again). The
+    # driver rescans with backoff until the servo answers, and says so once.
+    with caplog.at_level(logging.INFO, logger="spinal_edge.mcu"):
+        cell = make_cell(follower_faults={1: ServoFaults(silent_for_packets=6)})
+    assert cell.link.handshake.buses[0] == (1, 2, 3, 4, 5, 6)
+    counters = cell.link.counters()
+    assert counters.config_rejections >= 2 and counters.rescans >= 2, counters
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "servo id 1" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    state = cell.link.wait_for_state(lambda s: s.configured, 5)
+    assert state.bus_errors == 0, "discovery pings were counted as bus errors"
+    cell.torque_on()
+    target = [h + 100 for h in cell.home]
+    cell.drive(lambda t: target, seconds=0.5)
+    assert settled(cell, target, tolerance=3)
