@@ -28,6 +28,7 @@ from spinalfw.sts import (
 _MAXJ = const(8)
 _STATS_WINDOW_S = const(1)
 _ALLOC_SAMPLE = const(50)
+_TORQUE_READ_ATTEMPTS = const(3)
 
 # Messages for ERROR/LOG frames are constants so reporting a routine rejection allocates nothing.
 _M_NOT_CONFIGURED = b"not configured: send CONFIG first"
@@ -661,8 +662,14 @@ class Firmware:
             if self.hold:
                 self.error(seq, t, proto.ERR_HOLD_ACTIVE, _M_HOLD_ACTIVE)
                 return
-            # Start from where the arm is, so enabling torque never jumps to a stale goal.
-            if self._read_feedback() < self.n:
+            # Start from where the arm is, so enabling torque never jumps to a stale goal. One lost answer (bus
+            # noise, a late reply) is no reason to refuse: the read is tried again before giving up.
+            answered = 0
+            for _ in range(_TORQUE_READ_ATTEMPTS):
+                answered = self._read_feedback()
+                if answered >= self.n:
+                    break
+            if answered < self.n:
                 self.error(seq, t, proto.ERR_BUS, _M_BUS)
                 return
             for i in range(self.n):

@@ -97,6 +97,25 @@ def test_torque_on_starts_from_the_present_position():
     assert b.fw.target[2] == 1500
 
 
+def test_torque_on_rides_over_a_lost_feedback_answer():
+    b = Bench()
+    b.configure()
+    b.servo(2).silent_reads = 2
+    b.torque_on()  # the read is tried again: ACK
+    assert b.fw.torque and b.servo(2).torque() == 1
+
+
+def test_torque_on_is_refused_when_a_servo_stays_silent():
+    b = Bench()
+    b.configure()
+    b.servo(2).silent = True
+    seq = b.send(proto.MSG_TORQUE, b"\x01")
+    b.tick()
+    errors = [f for f in b.replies(proto.MSG_ERROR) if f[2][:2] == host.u16(seq)]
+    assert errors and error_code(errors[-1]) == proto.ERR_BUS
+    assert not b.fw.torque and b.servo(1).torque() == 0
+
+
 def test_targets_are_ignored_while_torque_is_off():
     b = Bench()
     b.configure()
