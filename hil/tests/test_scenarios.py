@@ -293,7 +293,10 @@ def test_leader_arm_on_the_follower_bus_is_streamed(make_cell) -> None:
     needs_simulation()
     cell = make_cell(leader=True, leader_on_follower_bus=True, leader_ids=(11, 12, 13, 14, 15, 16))
     rig: SimulatedRig = cell.rig
-    assert cell.link.handshake.buses == ((1, 2, 3, 4, 5, 6, 11, 12),)  # the boot scan covers ids 1..12
+    # The boot scan covers ids 1..12; 13..16 are pinged at CONFIG, and listed too when a servo the scan missed
+    # on a loaded machine made the driver rescan and refresh the handshake.
+    (found,) = cell.link.handshake.buses
+    assert {1, 2, 3, 4, 5, 6, 11, 12} <= set(found) <= {1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16}, found
     rig.drive_leader(lambda t: [2500 + 10 * i for i in range(6)])
     cell.link.wait_for_state(lambda s: bool(s.flags & StateFlag.LEADER), 3)
     assert wait_until(lambda: cell.link.latest_leader.positions == tuple(2500 + 10 * i for i in range(6)), 3)
