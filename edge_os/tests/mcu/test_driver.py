@@ -132,6 +132,23 @@ def test_servo_missing_at_config_rescans_the_buses_with_backoff_and_reports_once
     assert not link.last_error
 
 
+def test_a_configured_servo_the_boot_scan_did_not_list_is_listed_once_config_found_it(
+    fake_mcu, link: McuLink
+) -> None:
+    fake_mcu.found = [2, 3, 4, 5, 6]  # the boot scan missed id 1; the MCU pings it at CONFIG and finds it
+    link.start()
+    link.wait_ready(10)
+    assert link.handshake is not None and link.handshake.buses[0] == (1, 2, 3, 4, 5, 6)
+    assert fake_mcu.payloads(MsgType.HELLO) == [encode_hello(rescan=False)] * 2
+    assert link.counters().rescans == 0 and link.counters().config_rejections == 0
+
+
+def test_a_handshake_listing_every_configured_servo_is_not_asked_again(fake_mcu, link: McuLink) -> None:
+    link.start()
+    link.wait_ready(10)
+    assert fake_mcu.payloads(MsgType.HELLO) == [encode_hello(rescan=False)]
+
+
 def test_other_config_rejections_are_retried_without_a_rescan(fake_mcu, link: McuLink) -> None:
     fake_mcu.reject[MsgType.CONFIG] = (ErrorCode.BAD_CONFIG, b"link_timeout_ms must be 10..60000")
     link.start()

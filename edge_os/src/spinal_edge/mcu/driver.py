@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import Enum
@@ -527,9 +527,9 @@ class McuLink:
             if not self._missing.repeat:
                 self._emit(LinkEvent.CONFIG_REJECTED, exc.message)
             raise
-        if self._missing.streak:
-            # The MCU pinged the missing servo again at CONFIG and found it: refresh the servo list the
-            # handshake reported, which a scan that missed the servo again would leave without it.
+        if self._missing.streak or not _lists_configured_servos(handshake, self.config):
+            # The MCU pinged the configured servos its scan had not listed (missed by it, or beyond its id
+            # range) at CONFIG and found them: refresh the servo list the handshake reports.
             with contextlib.suppress(McuTimeout):
                 refreshed = self._request_handshake()
                 if refreshed.boot_id == handshake.boot_id:
@@ -744,3 +744,15 @@ def _type_name(msg_type: int) -> str:
         return MsgType(msg_type).name
     except ValueError:
         return f"type 0x{msg_type:02x}"
+
+
+def _lists_configured_servos(handshake: Handshake, config: LinkConfig) -> bool:
+    """Whether the handshake's bus lists hold every follower and leader id the configuration names."""
+    buses = handshake.buses
+
+    def listed(bus: int, ids: Iterable[int]) -> bool:
+        return bus < len(buses) and set(ids) <= set(buses[bus])
+
+    return listed(0, (j.servo_id for j in config.joints)) and (
+        not config.leader_ids or listed(config.leader_bus, config.leader_ids)
+    )
