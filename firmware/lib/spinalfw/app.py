@@ -603,7 +603,9 @@ class Firmware:
         if sid in self.found[bus]:
             return True
         if _discover(self.buses[bus], sid, sid, 1):
+            # Kept in id order, as a scan lists them (once per CONFIG, outside the loop: sorting may allocate).
             self.found[bus].append(sid)
+            self.found[bus].sort()
             return True
         return False
 

@@ -287,6 +287,19 @@ def test_hello_with_rescan_finds_a_servo_missed_at_boot_without_counting_bus_err
     b.configure()  # the servo the boot scan missed is accepted now
 
 
+def test_a_servo_the_boot_scan_missed_but_config_found_is_listed_in_id_order():
+    b = Bench()
+    b.servo(3).silent = True  # answers late at boot: the scan misses it
+    b.fw.boot()
+    b.hal.link.take()
+    b.servo(3).silent = False
+    b.configure()  # pinged again at CONFIG, and found
+    b.send(proto.MSG_HELLO, bytes((proto.PROTOCOL_VERSION, 0)))
+    b.tick()
+    replies = b.replies(proto.MSG_HELLO_REPLY)
+    assert replies and hello_reply_buses(replies[-1][2]) == [[1, 2, 3, 4, 5, 6]]
+
+
 def test_hello_without_the_rescan_flag_or_with_torque_on_keeps_the_servos_found():
     b = Bench(ids=(1, 2, 3, 4, 5, 6, 7))
     b.configure()
