@@ -38,7 +38,7 @@ CLIENT_COUNTS = (1, 4, 16, 64)
 SCHEDULERS = ("round_robin", "batch")
 MAX_BATCH = 16
 MAX_WAIT_MS = 5.0
-HIDDEN, LAYERS = 3072, 2
+HIDDEN, LAYERS = 4096, 2
 LOST_AFTER_S = 2.0
 
 
@@ -238,9 +238,9 @@ def run(quick: bool = False) -> list[Table]:
         ["scheduler", "robots", "requests/s", "p50 ms", "p99 ms", "lost"],
     )
     for (scheduler, count), r in results.items():
-        load.add(
-            scheduler, count, r.rate, percentile(r.latencies_ms, 50), percentile(r.latencies_ms, 99), r.lost
-        )
+        # A lost request is a robot that waited at least LOST_AFTER_S: it counts in the percentiles at that.
+        waits = r.latencies_ms + [LOST_AFTER_S * 1000] * r.lost
+        load.add(scheduler, count, r.rate, percentile(waits, 50), percentile(waits, 99), r.lost)
     ratio = Table(
         "micro-batching / round-robin throughput",
         ["robots", "round_robin req/s", "batch req/s", "ratio"],
@@ -264,6 +264,10 @@ def run(quick: bool = False) -> list[Table]:
         )
     ratio.notes.insert(
         0, f"headline: micro-batching serves {headline:.2f}x the requests of round-robin at 16 robots"
+    )
+    load.notes.append(
+        f"lost: no answer within {LOST_AFTER_S:g} s (Zenoh drops under congestion by design; the robot re-sends); "
+        f"each counts in p50/p99 as {LOST_AFTER_S * 1000:g} ms"
     )
     return [load, ratio]
 

@@ -157,3 +157,12 @@ def test_the_token_file_is_created_once_with_private_permissions(tmp_path: Path)
     token = load_or_create_token(path)
     assert len(token) >= 32 and path.stat().st_mode & 0o777 == 0o600
     assert load_or_create_token(path) == token
+
+
+def test_an_empty_token_file_gets_a_new_private_token(tmp_path: Path) -> None:
+    path = tmp_path / "api-token"
+    path.write_text("")  # what a crash during an older first start could leave
+    path.chmod(0o644)
+    token = load_or_create_token(path)
+    assert len(token) >= 32 and path.read_text() == token + "\n"
+    assert path.stat().st_mode & 0o777 == 0o600

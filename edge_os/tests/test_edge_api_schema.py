@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +31,21 @@ def served(tmp_path: Path) -> Iterator[ServedDaemon]:
     )
     with ServedDaemon(daemon) as s:
         yield s
+
+
+def test_every_operation_has_its_own_id_and_the_schema_builds_without_warnings(served: ServedDaemon) -> None:
+    served.app.openapi_schema = None  # build it here, where warnings are watched
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        schema = served.app.openapi()
+    assert [str(w.message) for w in caught] == []
+    ids = Counter(
+        op["operationId"] for ops in schema["paths"].values() for op in ops.values() if "operationId" in op
+    )
+    assert ids and [i for i, n in ids.items() if n > 1] == []
+    files = schema["paths"]["/api/episodes/{episode_id}/files/{name}"]
+    assert files["get"]["operationId"] == "download_episode_file"
+    assert files["head"]["operationId"] == "head_episode_file"
 
 
 def test_generated_requests_never_cause_a_server_error(served: ServedDaemon, tmp_path: Path) -> None:

@@ -118,3 +118,81 @@ def test_fps_is_measured_on_the_frame_times() -> None:
         slot.put(_frame(i, t=i * 33_333_333))
     assert abs(slot.fps(now_ns=31 * 33_333_333) - 30.0) < 0.1
     assert slot.fps(now_ns=10_000_000_000) == 0.0, "a camera silent for seconds shows 0 fps"
+
+
+class _StandInPicamera2:
+    """The slice of picamera2's Picamera2 the camera uses; frames in picamera2's "BGR888" layout (R, G, B bytes)."""
+
+    opened: list[_StandInPicamera2] = []
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.config: dict | None = None
+        self.started = self.closed = False
+        self.captures = 0
+        _StandInPicamera2.opened.append(self)
+
+    def create_video_configuration(self, main: dict, controls: dict) -> dict:
+        return {"main": main, "controls": controls}
+
+    def configure(self, config: dict) -> None:
+        self.config = config
+
+    def start(self) -> None:
+        self.started = True
+
+    def capture_array(self, stream: str) -> np.ndarray:
+        assert stream == "main" and self.started and self.config is not None
+        width, height = self.config["main"]["size"]
+        self.captures += 1
+        pixels = np.zeros((height, width, 3), dtype=np.uint8)
+        pixels[: height // 2] = (220, 20, 20)  # red on top
+        pixels[height // 2 :] = (20, 20, 220)  # blue below
+        return pixels
+
+    def stop(self) -> None:
+        self.started = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_picamera2_frames_become_rgb_jpegs_of_the_configured_size(monkeypatch) -> None:
+    import sys
+    import types
+
+    module = types.ModuleType("picamera2")
+    module.Picamera2 = _StandInPicamera2  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    _StandInPicamera2.opened.clear()
+    camera = open_camera("wrist", CameraSettings(kind="picamera2", device="1", width=96, height=64, fps=15))
+    camera.start()
+    try:
+        wait_for(lambda: camera.slot.peek() is not None, timeout=20)
+        frame = camera.slot.peek()
+    finally:
+        camera.stop()
+    assert frame is not None and (frame.width, frame.height) == (96, 64)
+    pixels = simplejpeg.decode_jpeg(frame.jpeg, colorspace="RGB")
+    top, bottom = pixels[:16].reshape(-1, 3).mean(axis=0), pixels[-16:].reshape(-1, 3).mean(axis=0)
+    assert top[0] > 180 and top[2] < 60, f"the top half stays red, not swapped to blue: {top}"
+    assert bottom[2] > 180 and bottom[0] < 60, f"the bottom half stays blue: {bottom}"
+    (device,) = _StandInPicamera2.opened
+    assert device.index == 1
+    assert device.config == {"main": {"size": (96, 64), "format": "BGR888"}, "controls": {"FrameRate": 15.0}}
+    assert device.closed and not device.started, "stopping the camera stops and closes picamera2"
+    assert camera.stats().errors == 0
+
+
+def test_picamera2_missing_is_a_clear_retried_error(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # import picamera2 raises ImportError
+    camera = open_camera("wrist", CameraSettings(kind="picamera2"))
+    camera.start()
+    try:
+        wait_for(lambda: camera.stats().errors >= 1, timeout=20)
+    finally:
+        camera.stop()
+    assert "python3-picamera2" in camera.stats().last_error
+    assert camera.slot.peek() is None

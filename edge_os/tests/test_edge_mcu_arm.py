@@ -89,6 +89,22 @@ def test_estop_turns_the_torque_off_and_torque_on_clears_it(rig_and_arm) -> None
     wait_for(lambda: all(rig.torques().values()), timeout=10)
 
 
+def test_torque_on_after_a_watchdog_hold_acknowledges_the_hold(rig_and_arm) -> None:
+    rig, arm = rig_and_arm
+    # Nothing drives the arm (no control loop): the link falls silent and the MCU holds it.
+    wait_for(lambda: arm.latest_state().watchdog_hold, timeout=20)
+    arm.set_torque(False)
+    wait_for(lambda: not any(rig.torques().values()), timeout=10)
+    assert arm.latest_state().watchdog_hold, "torque off does not end the HOLD: only HOLD_ACK does"
+    before, errors = rig.true_positions(), arm.link.counters().mcu_errors
+    arm.set_torque(True)  # what "Torque on" on the setup page or POST /api/torque does
+    wait_for(lambda: all(rig.torques().values()), timeout=10)
+    wait_for(lambda: arm.latest_state().torque_enabled, timeout=10)
+    after = rig.true_positions()
+    assert all(abs(after[i] - before[i]) < 40 for i in before), "torque comes on where the arm is"
+    assert arm.link.counters().mcu_errors == errors, "the MCU refused nothing"
+
+
 @pytest.mark.parametrize("rig_and_arm", [True], indirect=True)
 def test_teleop_mirrors_the_leader_onto_the_follower(rig_and_arm) -> None:
     rig, arm = rig_and_arm

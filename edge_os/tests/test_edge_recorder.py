@@ -13,7 +13,7 @@ from spinal.robots import SO101_JOINTS
 from spinal_edge.cameras import CameraFrame, CameraSettings, SyntheticCamera
 from spinal_edge.control.loop import ControlLoop
 from spinal_edge.control.ports import ActionOrigin, RobotMode
-from spinal_edge.errors import EpisodeError, RecorderError
+from spinal_edge.errors import DiskFullError, EpisodeError
 from spinal_edge.recorder import EpisodeRecorder, RecorderState
 from spinal_edge.settings import RecordingSettings
 from spinal_edge.testing import KinematicArm, wait_for
@@ -87,6 +87,19 @@ def test_discard_deletes_the_episode(tmp_path: Path) -> None:
     assert not (tmp_path / episode.episode_id).exists()
 
 
+def test_episodes_started_within_one_second_get_ids_in_start_order(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path)
+    started = []
+    try:
+        for i in range(6):
+            started.append(rec.start_episode(f"quick {i}").episode_id)
+            rec.stop_episode()
+    finally:
+        rec.stop()
+    assert sorted(started) == started and len(set(started)) == 6
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == started
+
+
 def test_episode_commands_out_of_order_are_refused_with_the_fix(tmp_path: Path) -> None:
     rec = _recorder(tmp_path)
     try:
@@ -100,26 +113,83 @@ def test_episode_commands_out_of_order_are_refused_with_the_fix(tmp_path: Path) 
         rec.stop()
 
 
+_PLENTY, _LITTLE = 10_000_000_000, 50_000_000  # free bytes around a 100 MB guard
+
+
+def _disk_fills(rec: EpisodeRecorder, free: list[int]) -> None:
+    free[0] = _LITTLE
+    wait_for(lambda: rec.state is RecorderState.DISK_FULL, timeout=10)
+
+
+def _space_is_freed(rec: EpisodeRecorder, free: list[int]) -> None:
+    free[0] = _PLENTY
+    wait_for(lambda: rec.state is RecorderState.IDLE, timeout=10)
+
+
 def test_the_disk_guard_stops_recording_cleanly_and_refuses_new_episodes(tmp_path: Path) -> None:
-    free = [10_000_000_000]
+    free = [_PLENTY]
     rec = _recorder(tmp_path, free=free, min_free_mb=100)
     try:
         episode = rec.start_episode("fill the disk")
         _offer(rec, 10)
-        free[0] = 50_000_000
-        wait_for(lambda: rec.state is RecorderState.DISK_FULL, timeout=10)
+        _disk_fills(rec, free)
         assert not rec.recording
         assert rec.last_episode is not None and rec.last_episode.stop_reason == "disk guard"
         assert "disk_guard" in rec.warnings.codes()
-        with pytest.raises(RecorderError, match="pull and delete episodes to free space"):
+        with pytest.raises(DiskFullError, match="pull and delete episodes to free space"):
             rec.start_episode("again")
-        free[0] = 10_000_000_000
-        wait_for(lambda: rec.state is RecorderState.IDLE, timeout=10)
+        _space_is_freed(rec, free)
         rec.start_episode("again")
         rec.stop_episode()
     finally:
         rec.stop()
     assert load_metadata(tmp_path / episode.episode_id).status == EpisodeStatus.COMPLETE
+
+
+def test_why_episodes_ended_survives_a_restart_of_the_recorder(tmp_path: Path) -> None:
+    free = [_PLENTY]
+    rec = _recorder(tmp_path, free=free, min_free_mb=100)
+    try:
+        stopped = rec.start_episode("stopped by a person")
+        _offer(rec, 5)
+        rec.stop_episode()
+        guarded = rec.start_episode("cut by the disk guard")
+        _offer(rec, 5)
+        _disk_fills(rec, free)
+        _space_is_freed(rec, free)
+        closing = rec.start_episode("open when the daemon stops")
+    finally:
+        rec.stop()
+    restarted = _recorder(tmp_path)  # a new daemon: nothing in memory, only the files
+    restarted.stop()
+    assert restarted.last_episode is None
+    reasons = {
+        e.episode_id: load_metadata(tmp_path / e.episode_id).stop_reason for e in (stopped, guarded, closing)
+    }
+    assert reasons == {
+        stopped.episode_id: "stopped",
+        guarded.episode_id: "disk guard",
+        closing.episode_id: "daemon stopping",
+    }
+
+
+def test_an_episode_with_a_max_duration_ends_itself_and_is_kept(tmp_path: Path) -> None:
+    rec = _recorder(tmp_path, max_episode_s=30.0)
+    try:
+        episode = rec.start_episode("the link may drop", max_duration_s=0.4)
+        assert episode.max_duration_s == 0.4
+        _offer(rec, 5)
+        wait_for(lambda: not rec.recording, timeout=10)
+        # The sooner limit wins: here the config's max_episode_s, with its own reason.
+        rec.settings = RecordingSettings(max_episode_s=0.3)
+        limited = rec.start_episode("the device's limit", max_duration_s=20.0)
+        wait_for(lambda: not rec.recording, timeout=10)
+    finally:
+        rec.stop()
+    meta = load_metadata(tmp_path / episode.episode_id)
+    assert meta.status == EpisodeStatus.COMPLETE and meta.stop_reason == "max duration"
+    assert rec.last_episode is not None and rec.last_episode.episode_id == limited.episode_id
+    assert rec.last_episode.stop_reason == "max_episode_s reached"
 
 
 def test_a_full_queue_refuses_and_counts_instead_of_blocking(tmp_path: Path) -> None:

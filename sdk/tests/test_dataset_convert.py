@@ -186,6 +186,32 @@ def test_broken_episodes_are_reported_while_the_others_convert(tmp_path, recorde
     assert validate_dataset(tmp_path / "out").ok
 
 
+def test_episodes_convert_in_the_order_they_were_recorded_not_by_id(tmp_path, recorder):
+    # Ids that do not sort in start order: another recorder's names, or one-second ids started together.
+    raw = recorder(
+        tmp_path / "raw", [("z-first", 20, "first"), ("a-second", 25, "second"), ("m-third", 30, "third")]
+    )
+    starts = {"z-first": "2025-03-01T12:00:00.100000Z", "a-second": "2025-03-01T12:00:00.600000Z"}
+    starts["m-third"] = "2025-03-01T12:00:01.000000Z"
+    for episode_id, started_at in starts.items():
+        path = raw / episode_id / "episode.json"
+        meta = json.loads(path.read_text())
+        meta["started_at"] = started_at
+        path.write_text(json.dumps(meta))
+    report = convert_recordings(raw, tmp_path / "out", ConvertOptions(repo_id="t/order", workers=2))
+    assert [(e.episode_id, e.episode_index) for e in report.episodes] == [
+        ("z-first", 0),
+        ("a-second", 1),
+        ("m-third", 2),
+    ]
+    episodes = DatasetReader(tmp_path / "out").episodes
+    assert [(row["episode_index"], row["tasks"], row["length"]) for row in episodes] == [
+        (0, ["first"], 20),
+        (1, ["second"], 25),
+        (2, ["third"], 30),
+    ]
+
+
 def test_a_recovered_crash_converts_up_to_what_every_stream_covers(tmp_path):
     raw = tmp_path / "raw"
     writer = record_synthetic_episode(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -11,12 +12,14 @@ import simplejpeg
 from spinal.recording import (
     SO101_JOINT_NAMES,
     ActionSource,
+    EpisodeIdSequence,
     EpisodeReader,
     EpisodeStatus,
     EpisodeWriter,
     InvalidFrameError,
     RecordingStateError,
     camera_files,
+    is_valid_episode_id,
     load_metadata,
     new_episode_id,
 )
@@ -110,7 +113,26 @@ def test_unsafe_episode_ids_and_camera_names_are_refused(tmp_path):
         _writer(tmp_path, episode_id="../escape")
     with pytest.raises(InvalidFrameError, match="camera name"):
         _writer(tmp_path, episode_id="ok", cameras={"Front Cam": (32, 24)})
-    assert new_episode_id().count("-") == 1
+    assert is_valid_episode_id(new_episode_id())
+
+
+def test_episode_ids_sort_in_the_order_they_were_handed_out() -> None:
+    # Many episodes in one millisecond, then the wall clock steps back a minute (an NTP step on a Pi).
+    instants = [datetime(2025, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)] * 12
+    instants += [datetime(2025, 3, 1, 12, 0, 0, 999_000, tzinfo=UTC)]
+    instants += [datetime(2025, 3, 1, 11, 59, 0, 0, tzinfo=UTC)] * 3
+    instants += [datetime(2025, 3, 1, 12, 0, 1, 5_000, tzinfo=UTC)]
+    clock = iter(instants)
+    ids = EpisodeIdSequence(clock=lambda: next(clock))
+    handed_out = [ids.next() for _ in instants]
+    assert sorted(handed_out) == handed_out and len(set(handed_out)) == len(handed_out)
+    assert all(is_valid_episode_id(i) for i in handed_out)
+    assert handed_out[0].startswith("20250301T120000.250Z-000001-")
+    assert handed_out[-1].startswith("20250301T120001.005Z-000017-")
+    # Two runs (boots) whose clocks restart at the same instant still never share an id.
+    same = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    boots = {EpisodeIdSequence(clock=lambda: same).next() for _ in range(50)}
+    assert len(boots) == 50
 
 
 def test_auto_sync_makes_frames_durable_once_the_interval_passes(tmp_path):
@@ -124,3 +146,17 @@ def test_auto_sync_makes_frames_durable_once_the_interval_passes(tmp_path):
     writer.append_frame(timestamp=0.1, state=[0] * 6, action=[0] * 6)
     assert index.stat().st_size > size_after_open  # one second passed: the batch was written and fsynced
     writer.close()
+
+
+def test_why_an_episode_ended_is_kept_in_its_metadata(tmp_path):
+    writer = _writer(tmp_path)
+    writer.append_frame(timestamp=0.0, state=[0] * 6, action=[0] * 6)
+    closed = writer.close(EpisodeStatus.COMPLETE, stop_reason="disk guard")
+    assert closed.stop_reason == "disk guard"
+    assert load_metadata(tmp_path / "ep1").stop_reason == "disk guard"
+    # An episode.json written before the field existed still loads; the reason is unknown then.
+    path = tmp_path / "ep1" / "episode.json"
+    legacy = json.loads(path.read_text())
+    del legacy["stop_reason"]
+    path.write_text(json.dumps(legacy))
+    assert load_metadata(tmp_path / "ep1").stop_reason == ""

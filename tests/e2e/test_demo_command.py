@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -83,8 +84,15 @@ def _start_demo(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def _read_until(proc: subprocess.Popen[str], pattern: str, lines: list[str], timeout: float = 240.0) -> None:
-    """Collect output until `pattern` appears (status lines arrive as \\r-separated updates)."""
+def _read_until(
+    proc: subprocess.Popen[str],
+    pattern: str,
+    lines: list[str],
+    timeout: float = 240.0,
+    raw: list[str] | None = None,
+) -> None:
+    """Collect output until `pattern` appears (on a terminal, status lines arrive as \\r-separated updates);
+    `raw` gets the output exactly as it came."""
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     buffer = ""
@@ -92,6 +100,8 @@ def _read_until(proc: subprocess.Popen[str], pattern: str, lines: list[str], tim
         chunk = proc.stdout.read(1)
         if not chunk:
             break
+        if raw is not None:
+            raw.append(chunk)
         buffer += chunk
         if chunk in "\r\n":
             lines.append(_ANSI.sub("", buffer).strip())
@@ -116,16 +126,29 @@ def _demo(*args: str) -> Iterator[tuple[subprocess.Popen[str], ProcessTree, list
 
 
 def test_a_bounded_demo_prints_url_token_status_records_and_leaves_no_process(tmp_path: Path) -> None:
+    raw: list[str] = []
     with _demo("--duration", "25", "--record", "6", "--workdir", str(tmp_path / "demo")) as (
         proc,
         tree,
         lines,
     ):
-        _read_until(proc, r"^policy +\| inference streaming", lines)
-        _read_until(proc, r"episode \S+ kept: \d+ frames", lines)
+        _read_until(proc, r"^policy +\| inference streaming", lines, raw=raw)
+        _read_until(proc, r"episode \S+ kept: \d+ frames", lines, raw=raw)
+        url = re.search(r"device page: (\S+)", "\n".join(lines)).group(1)
+        token = re.search(r"API token: +(\S+)", "\n".join(lines)).group(1)
+        warnings = httpx.get(f"{url}/api/status", headers={"Authorization": f"Bearer {token}"}, timeout=30)
         remaining, _ = proc.communicate(timeout=240)
     output = "\n".join(lines) + remaining
     assert proc.returncode == 0, output
+    # Not a terminal (a pipe): plain status lines, no redraws, and few of them (every few seconds).
+    assert "\x1b[" not in "".join(raw) + remaining and "\r" not in "".join(raw) + remaining
+    status_lines = [line for line in output.splitlines() if re.match(r"^(policy|idle) +\|", line)]
+    assert 2 <= len(status_lines) <= 25, status_lines
+    # The demo's simulated arm comes with its calibration: no warning that one is missing.
+    codes = [w["code"] for w in warnings.json()["warnings"]]
+    assert "calibration_missing" not in codes, codes
+    assert (tmp_path / "demo" / "data" / "calibration.json").is_file()
+    assert re.search(r"episode \S+ kept: \d+ frames, \d+\.\d\d s; pull it with", output), output
     assert re.search(r"device page: http://127\.0\.0\.1:\d+", output)
     assert re.search(r"API token: +\S{20,}", output)
     assert "spinal demo: stopped." in output

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,7 +43,7 @@ TASK = "stack the blocks"
 WAIT_S = 60.0  # generous: a loaded 2-core machine
 
 
-def _device(data_dir: Path, *, leader: bool = True) -> ServedDaemon:
+def _device(data_dir: Path, *, leader: bool = True, token: str | None = None, port: int = 0) -> ServedDaemon:
     raw = data_dir_config(
         data_dir,
         loop={"rate_hz": 30},
@@ -50,7 +51,7 @@ def _device(data_dir: Path, *, leader: bool = True) -> ServedDaemon:
         recording={"min_free_mb": 16},
     )
     daemon = build_daemon(SettingsStore(raw), arm=KinematicArm(leader=leader))
-    return ServedDaemon(daemon)
+    return ServedDaemon(daemon, token=token, port=port)
 
 
 @pytest.fixture
@@ -99,7 +100,13 @@ class Run:
 
 
 def _session(
-    served: ServedDaemon, tmp_path: Path, *, keys=None, token: str | None = None, **overrides
+    served: ServedDaemon,
+    tmp_path: Path,
+    *,
+    keys=None,
+    token: str | None = None,
+    lost_after_s: float = 2.0,
+    **overrides,
 ) -> tuple[RecordSession, io.StringIO]:
     values = dict(
         device_url=served.url,
@@ -120,7 +127,12 @@ def _session(
     dataset = SessionDataset(client, options.raw_dir, options.out_dir, repo_id=options.repo_id, workers=1)
     lines = io.StringIO()
     session = RecordSession(
-        options, DeviceControl(client), keys=keys or NoKeys(), view=PlainView(lines), dataset=dataset
+        options,
+        DeviceControl(client),
+        keys=keys or NoKeys(),
+        view=PlainView(lines),
+        dataset=dataset,
+        lost_after_s=lost_after_s,
     )
     return session, lines
 
@@ -216,7 +228,7 @@ def test_pull_every_converts_along_the_way_and_at_the_end(device: ServedDaemon, 
     result = session.run()
     assert result.ended_by is EndedBy.DONE
     assert "in the background" in lines.getvalue()
-    assert result.sync is not None and result.sync.ok
+    assert result.sync is not None and result.sync.ok, result.sync
     report = validate_dataset(tmp_path / "ds")
     assert report.ok and report.checked["episodes"] == 3
 
@@ -228,7 +240,7 @@ def test_resume_numbers_episodes_after_the_existing_ones(device: ServedDaemon, t
     result = resumed.run()
     assert [e.number for e in result.kept] == [1, 2, 3]
     assert "episode 2/3: recording" in lines.getvalue()
-    assert DatasetReader(tmp_path / "ds").info["total_episodes"] == 3
+    assert DatasetReader(tmp_path / "ds").info["total_episodes"] == 3, result.sync
     nothing_left, lines = _session(device, tmp_path, episodes=2, resume=True)
     assert len(nothing_left.run().kept) == 3
     assert "nothing left to record" in lines.getvalue()
@@ -267,6 +279,71 @@ def test_an_episode_stopped_on_the_device_is_recorded_again(device: ServedDaemon
     journal = SessionJournal.load(tmp_path / "ds.recordings")
     assert {e.fate for e in journal.entries} == {EpisodeFate.KEPT, EpisodeFate.INTERRUPTED}
     assert DatasetReader(tmp_path / "ds").info["total_episodes"] == 1
+
+
+def test_an_episode_the_session_cannot_stop_is_ended_by_the_device_at_its_max_duration(
+    device: ServedDaemon, tmp_path: Path
+) -> None:
+    session, lines = _session(device, tmp_path, episodes=1, episode_time_s=3.0, device_limit_margin_s=0.5)
+    run = Run(session, lines).start()
+    run.wait_phase(Phase.RECORDING, 1)
+    device.stop_serving()  # the link goes away for longer than the episode
+    try:
+        wait_for(lambda: not device.daemon.recorder.recording, timeout=WAIT_S)
+    finally:
+        device.serve_again()
+    result = run.finish()
+    (kept,) = result.kept
+    assert kept.note == "ended by the device at the session's max duration" and not result.interrupted
+    stored = device.client.get(f"/api/episodes/{kept.episode_id}").json()
+    assert stored["stop_reason"] == "max duration" and 3.0 <= stored["duration_s"] < 4.5
+    assert "the device ended it by itself" in lines.getvalue()
+    assert DatasetReader(tmp_path / "ds").info["total_episodes"] == 1
+
+
+def test_a_quick_restart_of_the_device_is_told_by_its_boot_id(device: ServedDaemon, tmp_path: Path) -> None:
+    # The daemon is back before the session would call the device lost: only the boot id tells a restart.
+    master, slave = os.openpty()
+    restarted: ServedDaemon | None = None
+    try:
+        with TerminalKeys(slave) as keys:
+            session, lines = _session(
+                device, tmp_path, keys=keys, episodes=1, episode_time_s=120.0, lost_after_s=120.0
+            )
+            run = Run(session, lines).start()
+            run.wait_phase(Phase.RECORDING, 1)
+            wait_for(lambda: _recorded(device, frames=5, camera_frames=0), timeout=WAIT_S)
+            cut = device.client.get("/api/episode").json()["episode"]["episode_id"]
+            data_dir, token, port = device.daemon.config.data_dir, device.token, device.port
+            device.close()
+            restarted = _device(data_dir, token=token, port=port).__enter__()
+            wait_for(lambda: "the device restarted" in lines.getvalue(), timeout=WAIT_S)
+            run.wait_phase(Phase.RECORDING, 1)  # the same episode number, recorded again
+            wait_for(lambda: _recorded(restarted, frames=5, camera_frames=0), timeout=WAIT_S)
+            os.write(master, b"\x1b[C")  # → end the new take early
+            result = run.finish()
+    finally:
+        os.close(master)
+        os.close(slave)
+        if restarted is not None:
+            restarted.close()
+    assert [e.episode_id for e in result.interrupted] == [cut]
+    assert result.interrupted[0].note == "the device restarted during it"
+    assert len(result.kept) == 1 and result.kept[0].episode_id != cut
+
+
+def test_a_recorder_failure_at_start_is_not_taken_for_the_disk_guard(
+    device: ServedDaemon, tmp_path: Path
+) -> None:
+    episodes = device.daemon.config.episodes_dir()
+    shutil.rmtree(episodes)
+    episodes.write_text("a file where the device's episodes folder should be")
+    session, _ = _session(device, tmp_path, episodes=1)
+    result = session.run()
+    assert result.ended_by is EndedBy.RECORDER, result.problem
+    assert "episode 1: the device's recorder cannot start an episode" in result.problem
+    assert "could not be created" in result.problem and "--resume" in result.problem
+    assert result.held and device.client.get("/api/mode").json() == {"mode": "idle"}
 
 
 def test_teleop_without_a_leader_is_refused_with_the_reason(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -14,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 from spinal_edge import __version__
 from spinal_edge.arm import Arm
 from spinal_edge.cameras import CameraFrame, CameraSource
+from spinal_edge.control.gil import GilHandoff
 from spinal_edge.control.loop import ControlLoop
 from spinal_edge.control.ports import PolicyPort, RobotMode
+from spinal_edge.control.scheduling import ProcessScheduling
 from spinal_edge.errors import DeviceError, ModeError
 from spinal_edge.settings import EdgeConfig
 from spinal_edge.settings_store import SettingsStore
@@ -25,6 +28,14 @@ if TYPE_CHECKING:
     from spinal_edge.recorder import EpisodeRecorder, EpisodeSummary
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class StartedEpisode:
+    """What starting an episode did: the episode, and whether the policy's server acknowledged its reset."""
+
+    episode: EpisodeSummary
+    engine_reset_acked: bool
 
 
 class EdgeDaemon:
@@ -58,10 +69,17 @@ class EdgeDaemon:
             warnings=self.warnings,
             state_stale_ms=config.robot.state_stale_ms,
             realtime_priority=config.loop.realtime_priority,
+            cpus=config.loop.cpus,
+            gil_handoff=_gil_handoff(config),
+            warn_realtime_refused=config.loop.realtime_explicit,
         )
+        # What `spinal-edge run` obtained for the rest of the process (daemon threads' priority, locked memory).
+        self.process_scheduling = ProcessScheduling()
         self.task = config.inference.task
         self._mode_lock = threading.Lock()
         self._started_mono = time.monotonic()
+        #: Random per daemon start, in /healthz and the status: clients tell a restart from a network outage.
+        self.boot_id = secrets.token_hex(8)
         self._started = False
         if store.overlay_error:
             self.warnings.add("settings_rejected", store.overlay_error)
@@ -184,14 +202,20 @@ class EdgeDaemon:
 
     # -- episodes --------------------------------------------------------------------------------------
 
-    def start_episode(self, task: str | None = None) -> EpisodeSummary:
-        """Start recording an episode with `task` (default: the current task)."""
+    def start_episode(
+        self, task: str | None = None, *, max_duration_s: float | None = None
+    ) -> StartedEpisode:
+        """Start recording an episode with `task` (default: the current task), ended by the recorder itself
+        after `max_duration_s` when given. In policy mode the policy starts a new episode first (its server's
+        ack awaited up to 1 s, as in `reset_episode`)."""
         recorder = self._require_recorder()
         if task is not None:
             self.set_task(task)
+        acked = False
         if self.engine is not None and self.loop.mode is RobotMode.POLICY:
-            self.engine.reset()
-        return recorder.start_episode(self.task)
+            acked = bool(self.engine.reset(wait_s=1.0))
+        episode = recorder.start_episode(self.task, max_duration_s=max_duration_s)
+        return StartedEpisode(episode, engine_reset_acked=acked)
 
     def stop_episode(self) -> EpisodeSummary:
         return self._require_recorder().stop_episode()
@@ -232,6 +256,7 @@ class EdgeDaemon:
         return {
             "version": __version__,
             "device_name": config.device_name,
+            "boot_id": self.boot_id,
             "uptime_s": round(time.monotonic() - self._started_mono, 1),
             "mode": loop.mode.value,
             "task": self.task,
@@ -248,7 +273,12 @@ class EdgeDaemon:
                     k: None if v is None else {"p50": v.p50, "p99": v.p99, "max": v.max}
                     for k, v in timing.items()
                 },
-                "realtime_error": loop.realtime_error,
+                "realtime_priority": loop.thread_priority,
+                "daemon_realtime_priority": self.process_scheduling.daemon_priority,
+                "memory_locked": self.process_scheduling.memory_locked,
+                "realtime_error": "; ".join(
+                    e for e in (loop.realtime_error, *self.process_scheduling.errors) if e
+                ),
             },
             "cameras": {name: dataclasses.asdict(cam.stats()) for name, cam in self.cameras.items()},
             "mcu": {
@@ -292,6 +322,8 @@ class EdgeDaemon:
             for section in ("http", "robot", "cameras", "log")
             if getattr(new, section) != getattr(old, section)
         ]
+        if new.loop.model_copy(update={"rate_hz": 0.0}) != old.loop.model_copy(update={"rate_hz": 0.0}):
+            restart.append("loop")  # scheduling is set up once, at start
         if _inference_changed(old, new):
             restart.append("inference")
         if restart:
@@ -299,6 +331,11 @@ class EdgeDaemon:
                 "restart_required",
                 f"changed settings in {', '.join(sorted(set(restart)))} take effect after a daemon restart",
             )
+
+
+def _gil_handoff(config: EdgeConfig) -> GilHandoff | None:
+    wake_us = config.loop.wake_switch_interval_us
+    return GilHandoff(wake_s=wake_us / 1e6) if wake_us else None
 
 
 def _inference_changed(old: EdgeConfig, new: EdgeConfig) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import dataclasses
 import math
 import os
 import secrets
@@ -22,13 +23,14 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 
 _PR_SET_PDEATHSIG = 1
 DEMO_MODEL_ID = "spinal-demo-so101"
 DEMO_TASK = "follow the demo cycle"
+PLAIN_STATUS_EVERY_S = 5.0  # without a terminal, a status line this often (and at every change of state)
 
 
 def free_port() -> int:
@@ -194,6 +196,7 @@ class DemoCell:
 
     def write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.install_calibration()
         token_file = self.data_dir / "api-token"
         token_file.write_text(self.token + "\n")
         token_file.chmod(0o600)
@@ -240,6 +243,22 @@ level = "info"
 json_lines = true
 """
         self.config_path.write_text(text + _toml_tables(self.extra_config))
+
+    def install_calibration(self) -> None:
+        """The simulated arms' calibrations (a nominal SO-101: the simulated servos are exactly that) in the
+        data dir, where a calibrated device keeps its own; so the demo runs without `calibration_missing`."""
+        from spinal_edge.mcu import ArmCalibration
+
+        follower = ArmCalibration.so101_default()
+        path = self.data_dir / "calibration.json"
+        if not path.exists():
+            follower.save(path)
+        leader_path = self.data_dir / "leader_calibration.json"
+        if self.leader and not leader_path.exists():
+            ids = self.rig.leader_ids
+            ArmCalibration(
+                tuple(dataclasses.replace(j, id=sid) for j, sid in zip(follower.joints, ids, strict=True))
+            ).save(leader_path)
 
     def start_daemon(self, *, timeout: float = 120.0) -> None:
         argv = [*_script("spinal-edge"), "run", "--config", str(self.config_path)]
@@ -341,6 +360,62 @@ def _toml_value(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def status_key(status: dict[str, Any]) -> tuple[str, ...]:
+    """The parts of the status whose change is worth a plain line at once (mode, inference, recorder, warnings)."""
+    recorder = status.get("recorder") or {}
+    return (
+        str(status.get("mode")),
+        str((status.get("inference") or {}).get("state")),
+        str(recorder.get("state")),
+        str(len(status.get("warnings") or ())),
+    )
+
+
+class StatusPrinter:
+    """The demo's live status: redrawn in place on a terminal; anywhere else (a pipe, a log file) one plain
+    line every `every_s` seconds and whenever the state changes, with no terminal control codes."""
+
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        interactive: bool,
+        every_s: float = PLAIN_STATUS_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.out = out
+        self.interactive = interactive
+        self.every_s = every_s
+        self.clock = clock
+        self._drawn = False  # a redrawn line is on the terminal (interactive only)
+        self._last_at: float | None = None
+        self._last_key: tuple[str, ...] | None = None
+
+    def status(self, line: str, key: tuple[str, ...] = ()) -> None:
+        if self.interactive:
+            self.out.write("\r\x1b[K" + line[:200])
+            self.out.flush()
+            self._drawn = True
+            return
+        now = self.clock()
+        if self._last_at is None or now - self._last_at >= self.every_s or key != self._last_key:
+            self.out.write(line + "\n")
+            self.out.flush()
+            self._last_at, self._last_key = now, key
+
+    def message(self, text: str) -> None:
+        """A line of its own (an event), above the redrawn status on a terminal."""
+        self.out.write(("\r\x1b[K" if self._drawn else "") + text + "\n")
+        self.out.flush()
+        self._drawn = False
+
+    def end(self) -> None:
+        if self._drawn:
+            self.out.write("\n")
+            self.out.flush()
+            self._drawn = False
+
+
 def status_line(status: dict[str, Any]) -> str:
     """The live one-line status the demo prints."""
     inference = status["inference"]
@@ -421,6 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             recording = cell.client.post("/api/episode/start", json={"task": DEMO_TASK}).json()
             print(f"  recording:   episode {recording.get('episode_id')} for {args.record:g} s")
         print("  Ctrl-C stops everything.\n", flush=True)
+        printer = StatusPrinter(sys.stdout, interactive=sys.stdout.isatty())
         started = time.monotonic()
         while not stop["now"]:
             elapsed = time.monotonic() - started
@@ -428,26 +504,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                 break
             if recording is not None and elapsed >= args.record:
                 episode = cell.client.post("/api/episode/stop").json()
-                print(
-                    f"\r\033[Kspinal demo: episode {episode.get('episode_id')} kept: {episode.get('frames')} "
-                    f"frames, {episode.get('duration_s')} s; pull it with: "
-                    f"spinal device pull {cell.url} ./recordings --token {cell.token}",
-                    flush=True,
+                printer.message(
+                    f"spinal demo: episode {episode.get('episode_id')} kept: {episode.get('frames')} "
+                    f"frames, {_seconds(episode.get('duration_s'))}; pull it with: "
+                    f"spinal device pull {cell.url} ./recordings --token {cell.token}"
                 )
                 recording = None
             if cell.daemon is None or not cell.daemon.alive():
-                print(
-                    "\nspinal demo: spinal-edge exited:\n" + (cell.daemon.log_tail() if cell.daemon else "")
+                printer.message(
+                    "spinal demo: spinal-edge exited:\n" + (cell.daemon.log_tail() if cell.daemon else "")
                 )
                 code = 1
                 break
             try:
-                line = status_line(cell.status())
+                status = cell.status()
+                line, key = status_line(status), status_key(status)
             except (httpx.HTTPError, KeyError, ValueError) as exc:
-                line = f"(status unavailable: {exc})"
-            print("\r\033[K" + line[:200], end="", flush=True)
+                line, key = f"(status unavailable: {exc})", ("unavailable",)
+            printer.status(line, key)
             time.sleep(0.5)
-        print()
+        printer.end()
     finally:
         print("spinal demo: stopping ...", flush=True)
         cell.stop()
@@ -457,6 +533,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"spinal demo: episodes are in {cell.data_dir / 'episodes'}")
         print("spinal demo: stopped.")
     return code
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:.2f} s" if isinstance(value, int | float) else "? s"
 
 
 if __name__ == "__main__":

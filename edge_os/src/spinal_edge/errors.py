@@ -28,7 +28,11 @@ class EpisodeError(EdgeError):
 
 
 class RecorderError(EdgeError):
-    """The recorder cannot write (disk full, data directory not writable)."""
+    """The recorder cannot write (data directory not writable, episode files not created, recorder stalled)."""
+
+
+class DiskFullError(RecorderError):
+    """The disk guard refuses recording: free space on the data partition is below [recording] min_free_mb."""
 
 
 class DeviceError(EdgeError):

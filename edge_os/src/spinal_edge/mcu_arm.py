@@ -159,8 +159,17 @@ class McuArm:
         self.link.heartbeat()
 
     def set_torque(self, enabled: bool) -> None:
-        if enabled and self.link.latest_state is not None and self.link.latest_state.estopped:
-            self.link.clear_estop()
+        """Torque on or off. Torque on is a person's explicit request, so whatever made the MCU refuse it is
+        cleared first: a latched e-stop, and a link watchdog HOLD (the MCU takes TORQUE only after HOLD_ACK)."""
+        state = self.link.latest_state
+        if enabled:
+            if state is not None and state.estopped:
+                self.link.clear_estop()
+            if state is not None and state.holding:
+                log.info("torque on requested: acknowledging the MCU's link watchdog HOLD first")
+            # Sent even when the last STATE showed no HOLD: the MCU may have entered one since, and outside a
+            # HOLD the ack only feeds the watchdog. Commands reach the MCU in order, so it precedes TORQUE.
+            self.link.acknowledge_hold()
         self.link.set_torque(enabled)
 
     def estop(self) -> None:

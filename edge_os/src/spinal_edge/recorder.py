@@ -24,16 +24,16 @@ import numpy as np
 from spinal.recording import (
     ActionSource,
     CameraSpec,
+    EpisodeIdSequence,
     EpisodeStatus,
     EpisodeWriter,
     RecordingError,
-    new_episode_id,
     recover_recordings,
 )
 
 from spinal_edge.cameras.frames import CameraFrame
 from spinal_edge.control.ports import ActionOrigin, RobotMode
-from spinal_edge.errors import EpisodeError, RecorderError
+from spinal_edge.errors import DiskFullError, EpisodeError, RecorderError
 from spinal_edge.settings import RecordingSettings
 from spinal_edge.warnings_log import WarningLog
 
@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 _DISK_CHECK_S = 0.5
 _COMMAND_TIMEOUT_S = 15.0
+#: Stop reasons for the two time limits: the one the client asked for at start, and the config's.
+MAX_DURATION_REASON = "max duration"
+MAX_EPISODE_S_REASON = "max_episode_s reached"
 
 
 class RecorderState(StrEnum):
@@ -62,6 +65,7 @@ class EpisodeSummary:
     duration_s: float = 0.0
     bytes_written: int = 0
     stop_reason: str = ""
+    max_duration_s: float | None = None  # the limit the client asked for at start, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,7 @@ class EpisodeRecorder:
         self._thread: threading.Thread | None = None
         self._writer: EpisodeWriter | None = None
         self._current: EpisodeSummary | None = None
+        self._episode_ids = EpisodeIdSequence()  # ids sort in start order within this run
         self._token = 0
         self._recording_token = 0  # the loop offers only while this is non-zero
         self._started_ns = 0
@@ -172,9 +177,14 @@ class EpisodeRecorder:
 
     # -- the API side ------------------------------------------------------------------------------------
 
-    def start_episode(self, task: str) -> EpisodeSummary:
-        """Open a new episode with `task`; raises EpisodeError while one records, RecorderError without disk."""
-        return self._call("start", task=task)
+    def start_episode(self, task: str, *, max_duration_s: float | None = None) -> EpisodeSummary:
+        """Open a new episode with `task`; raises EpisodeError while one records, DiskFullError when the disk
+        guard refuses, RecorderError when the files cannot be created.
+
+        With `max_duration_s` the recorder ends the episode itself (kept, stop reason `max duration`) once it
+        has run that long, so a client that loses its link to the device does not record forever.
+        """
+        return self._call("start", task=task, max_duration_s=max_duration_s)
 
     def stop_episode(self, reason: str = "stopped") -> EpisodeSummary:
         """Finish the current episode and keep it."""
@@ -303,15 +313,15 @@ class EpisodeRecorder:
             except Exception as exc:
                 command.reply.set_exception(exc)
 
-    def _do_start(self, task: str) -> EpisodeSummary:
+    def _do_start(self, task: str, max_duration_s: float | None = None) -> EpisodeSummary:
         if self._writer is not None:
             raise EpisodeError(
                 f"episode {self._current.episode_id if self._current else '?'} is recording; stop or discard it first"
             )
         self._check_disk(force=True)
         if self.state is RecorderState.DISK_FULL:
-            raise RecorderError(self.last_error)
-        episode_id = new_episode_id()
+            raise DiskFullError(self.last_error)
+        episode_id = self._episode_ids.next()
         sizes = self._camera_sizes()
         cameras = {name: CameraSpec(width=w, height=h) for name, (w, h) in sizes.items()}
         started_ns = time.monotonic_ns()
@@ -336,6 +346,7 @@ class EpisodeRecorder:
             task=task,
             status=EpisodeStatus.RECORDING.value,
             camera_frames=dict.fromkeys(cameras, 0),
+            max_duration_s=max_duration_s,
         )
         self._token += 1
         self.state = RecorderState.RECORDING
@@ -367,7 +378,7 @@ class EpisodeRecorder:
         writer, self._writer = self._writer, None
         summary = self._snapshot()
         try:
-            meta = writer.close(status)
+            meta = writer.close(status, stop_reason=reason)
             summary.status = meta.status.value
             summary.frames = meta.frame_count
             summary.duration_s = meta.duration_s
@@ -444,11 +455,27 @@ class EpisodeRecorder:
                 self._abort_after_write_error()
                 return
             self._last_sync = now
-        limit = self.settings.max_episode_s
-        if writer is not None and limit > 0 and (time.monotonic_ns() - self._started_ns) / 1e9 >= limit:
-            self._finish(EpisodeStatus.COMPLETE, "max_episode_s reached")
+        limit = self._time_limit()
+        if (
+            writer is not None
+            and limit is not None
+            and (time.monotonic_ns() - self._started_ns) / 1e9 >= limit[0]
+        ):
+            self._finish(EpisodeStatus.COMPLETE, limit[1])
             return
         self._check_disk()
+
+    def _time_limit(self) -> tuple[float, str] | None:
+        """The sooner of the episode's own limit and the config's `max_episode_s`, with its stop reason."""
+        limits = []
+        asked = self._current.max_duration_s if self._current is not None else None
+        if asked is not None and asked > 0:
+            limits.append((asked, MAX_DURATION_REASON))
+        if self.settings.max_episode_s > 0:
+            limits.append((self.settings.max_episode_s, MAX_EPISODE_S_REASON))
+        return (
+            min(limits) if limits else None
+        )  # on a tie, "max duration" (the client asked for it) sorts first
 
     def _check_disk(self, *, force: bool = False) -> None:
         now = time.monotonic()

@@ -9,11 +9,12 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from spinal.fsutil import write_json_atomic
 
 from spinal_edge.config_file import validate_config
 from spinal_edge.errors import ConfigError
@@ -40,26 +41,6 @@ def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that a crash leaves either the old or the new file, never a torn one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class SettingsStore:
@@ -129,10 +110,7 @@ class SettingsStore:
         with self._lock:
             overlay = deep_merge(self._overlay, patch)
             new = self._validated(overlay, source="settings")
-            self.overlay_path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(
-                self.overlay_path, json.dumps(overlay, indent=2, sort_keys=True).encode() + b"\n"
-            )
+            write_json_atomic(self.overlay_path, overlay, sort_keys=True, mode=0o600, make_parents=True)
             old, self._overlay, self._config = self._config, overlay, new
             self.overlay_error = ""
         self._notify(old, new)

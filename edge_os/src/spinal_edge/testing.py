@@ -148,14 +148,13 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
 class ServedDaemon:
     """A started daemon with its API on 127.0.0.1 (free port) and an authenticated httpx client."""
 
-    def __init__(self, daemon: EdgeDaemon, *, token: str | None = None) -> None:
+    def __init__(self, daemon: EdgeDaemon, *, token: str | None = None, port: int = 0) -> None:
         from spinal_edge.api.app import create_app
-        from spinal_edge.runner import HttpServer
 
         self.daemon = daemon
         self.token = token or secrets.token_urlsafe(24)
         self.app = create_app(daemon, token=self.token)
-        self._http = HttpServer(self.app, "127.0.0.1", 0)
+        self._http = self._server(port)
         self.port = self._http.port
         self.url = f"http://127.0.0.1:{self.port}"
         self.client = httpx.Client(
@@ -176,6 +175,20 @@ class ServedDaemon:
         self.anonymous.close()
         self._http.stop()
         self.daemon.stop()
+
+    def stop_serving(self) -> None:
+        """The network goes away: the API stops answering while the daemon (and a recording) runs on."""
+        self._http.stop()
+
+    def serve_again(self) -> None:
+        """The network is back: the API answers again on the same port."""
+        self._http = self._server(self.port)
+        self._http.start()
+
+    def _server(self, port: int) -> Any:
+        from spinal_edge.runner import HttpServer
+
+        return HttpServer(self.app, "127.0.0.1", port)
 
 
 def data_dir_config(data_dir: Path, **sections: Any) -> dict[str, Any]:

@@ -10,12 +10,13 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
-from spinal.record.snapshot import DeviceSnapshot
+from spinal.record.snapshot import DeviceSnapshot, EpisodeInfo
 from spinal.record.view import Phase, PlainView, ViewModel, render
 
 STATUS = {
     "mode": "policy",
     "task": "pick the cube",
+    "boot_id": "4c1d9e0f7a2b3c5d",
     "uptime_s": 12.5,
     "inference": {"engine": "remote", "state": "streaming", "ready": True, "failed": False, "queue_depth": 7},
     "loop": {
@@ -54,6 +55,7 @@ def test_a_status_reads_into_what_the_session_needs() -> None:
     assert not snap.recording("20260101T120000Z-bbbbbb")
     assert snap.episode is not None and snap.episode.frames == 84
     assert snap.latest_warning() is not None and snap.latest_warning().code == "camera_drop"
+    assert snap.boot_id == "4c1d9e0f7a2b3c5d"
 
 
 def test_recording_off_and_wrong_types_read_as_missing() -> None:
@@ -65,12 +67,25 @@ def test_recording_off_and_wrong_types_read_as_missing() -> None:
         "recorder": None,
         "warnings": [{"code": ""}, "nope", {"code": "x", "message": ["m"]}],
         "uptime_s": True,
+        "boot_id": 42,
     }
     snap = DeviceSnapshot.parse(bad, taken_at=1.0)
     assert snap.mode == "" and snap.inference_state == "" and not snap.inference_ready
     assert snap.loop_hz is None and snap.camera_fps == {"front": 0.0}
     assert snap.recorder_state is None and snap.episode is None and snap.uptime_s is None
     assert [w.code for w in snap.warnings] == ["x"]
+    assert snap.boot_id == ""
+
+
+def test_a_started_episode_says_whether_the_policy_reset_was_acknowledged() -> None:
+    started = {"episode_id": "20260101T120000.000Z-000001-aaaaaa", "status": "recording"}
+    acked = EpisodeInfo.parse({**started, "engine_reset_acked": True})
+    unacked = EpisodeInfo.parse({**started, "engine_reset_acked": False})
+    assert acked is not None and acked.engine_reset_acked is True
+    assert unacked is not None and unacked.engine_reset_acked is False
+    for unsaid in ({}, {"engine_reset_acked": "yes"}, {"engine_reset_acked": 1}):
+        info = EpisodeInfo.parse({**started, **unsaid})
+        assert info is not None and info.engine_reset_acked is None
 
 
 _json = st.recursive(

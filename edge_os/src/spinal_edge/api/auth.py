@@ -7,7 +7,6 @@ and a CSRF check to the same gate, so every protected route accepts either witho
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Protocol
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from spinal.fsutil import write_text_atomic
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _TOKEN_BYTES = 32
@@ -99,16 +99,15 @@ def require_principal(
 
 
 def load_or_create_token(path: Path) -> str:
-    """The token in `path`, or a new random one written there with mode 0600 (first start)."""
+    """The token in `path`, or a new random one written there with mode 0600 (first start, or a file left
+    empty)."""
     try:
         token = path.read_text().strip()
     except FileNotFoundError:
         token = ""
     if token:
         return token
-    path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(_TOKEN_BYTES)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
+    # Atomic: a power cut during the first start leaves no file or a whole one, never an empty token file.
+    write_text_atomic(path, token + "\n", mode=0o600, make_parents=True)
     return token

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 from spinal.device.models import EpisodeFile, EpisodeList, EpisodeSummary
+from spinal.fsutil import write_json_atomic
 from spinal.recording import (
     METADATA_FILE,
     EpisodeMetadata,
@@ -90,12 +92,9 @@ class ChecksumCache:
 
     @staticmethod
     def _save_sidecar(episode_dir: Path, payload: dict[str, Any]) -> None:
-        tmp = episode_dir / f"{CHECKSUMS_FILE}.tmp"
-        try:
-            tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
-            os.replace(tmp, episode_dir / CHECKSUMS_FILE)
-        except OSError:
-            tmp.unlink(missing_ok=True)  # a read-only disk only costs a re-hash later
+        # A read-only disk only costs a re-hash later.
+        with contextlib.suppress(OSError):
+            write_json_atomic(episode_dir / CHECKSUMS_FILE, payload, indent=1, sort_keys=True)
 
 
 def _hash_file(path: Path) -> str:
@@ -159,6 +158,7 @@ class _Episodes:
             size_bytes=size,
             started_at=meta.started_at or None,
             ended_at=meta.ended_at,
+            stop_reason=meta.stop_reason or None,
             offered=offered,
             files=files,
             metadata=meta.to_json_dict() if with_metadata else None,
@@ -199,7 +199,9 @@ def episodes_router(
     )
     router = APIRouter(prefix="/api/episodes", tags=["episodes"], dependencies=[Depends(auth)])
 
-    @router.get("", response_model=EpisodeList, summary="List recorded episodes")
+    @router.get(
+        "", response_model=EpisodeList, summary="List recorded episodes", operation_id="list_episodes"
+    )
     def list_episodes() -> EpisodeList:
         items = []
         for episode_id in episodes.all_ids():
@@ -209,23 +211,40 @@ def episodes_router(
                 continue  # deleted while listing
         return EpisodeList(episodes=items)
 
-    @router.get("/{episode_id}", response_model=EpisodeDetail, summary="Describe one episode")
+    @router.get(
+        "/{episode_id}",
+        response_model=EpisodeDetail,
+        summary="Describe one episode",
+        operation_id="get_episode",
+    )
     def get_episode(episode_id: str) -> EpisodeDetail:
         return episodes.summary(episode_id, with_metadata=True)
 
+    # GET and HEAD are two operations of the schema, each with its own operation id.
     @router.get(
         "/{episode_id}/files/{name}",
         summary="Download one file of an episode (supports Range; ETag is the sha256)",
         response_class=Response,
+        operation_id="download_episode_file",
     )
     def download(episode_id: str, name: str, request: Request) -> Response:
         return _serve_file(episodes, episode_id, name, request)
 
-    @router.head("/{episode_id}/files/{name}", summary="Size and sha256 of one file", response_class=Response)
+    @router.head(
+        "/{episode_id}/files/{name}",
+        summary="Size and sha256 of one file",
+        response_class=Response,
+        operation_id="head_episode_file",
+    )
     def file_headers(episode_id: str, name: str, request: Request) -> Response:
         return _serve_file(episodes, episode_id, name, request)
 
-    @router.delete("/{episode_id}", status_code=204, summary="Delete an episode from the device")
+    @router.delete(
+        "/{episode_id}",
+        status_code=204,
+        summary="Delete an episode from the device",
+        operation_id="delete_episode",
+    )
     def delete_episode(episode_id: str) -> Response:
         path = episodes.directory(episode_id)
         try:

@@ -20,6 +20,7 @@ class _Body(BaseModel):
 class Health(BaseModel):
     ok: bool
     version: str
+    boot_id: str = Field(description="random per daemon start: a new value means the daemon restarted")
     mode: str
     loop_running: bool
 
@@ -48,6 +49,15 @@ class EpisodeStartRequest(_Body):
     task: str | None = Field(
         None, max_length=1000, description="the episode's task; default: the current task"
     )
+    max_duration_s: float | None = Field(
+        None,
+        gt=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="the device ends the episode itself after this many seconds (kept, stop_reason"
+        " `max duration`), so a client that loses its link does not record forever; default: no limit"
+        " (besides [recording] max_episode_s)",
+    )
 
 
 class Episode(BaseModel):
@@ -60,7 +70,21 @@ class Episode(BaseModel):
     camera_frames: dict[str, int]
     duration_s: float
     bytes_written: int
-    stop_reason: str = ""
+    stop_reason: str = Field(
+        "",
+        description="why it ended: stopped, discarded, disk guard, max duration, max_episode_s reached, daemon"
+        " stopping or write error (empty while it records)",
+    )
+    max_duration_s: float | None = Field(None, description="the limit asked for at start, if any")
+
+
+class EpisodeStarted(Episode):
+    """The episode just started, and whether the policy's server acknowledged the new episode first."""
+
+    engine_reset_acked: bool = Field(
+        description="policy mode: the inference server acknowledged the reset (a fresh policy episode) before"
+        " recording began; false when it did not answer within 1 s, and in teleop or idle mode"
+    )
 
 
 class EpisodeState(BaseModel):
@@ -93,6 +117,9 @@ class LoopStatus(BaseModel):
     jitter_us: Percentiles | None
     late_us: Percentiles | None
     work_us: Percentiles | None
+    realtime_priority: int = 0  # SCHED_FIFO priority of the loop thread (0: normal scheduling)
+    daemon_realtime_priority: int = 0  # of the daemon's other threads
+    memory_locked: bool = False
     realtime_error: str
 
 
@@ -143,6 +170,7 @@ class InferenceStatus(BaseModel):
 class Status(BaseModel):
     version: str
     device_name: str
+    boot_id: str = Field(description="random per daemon start: a new value means the daemon restarted")
     uptime_s: float
     mode: RobotMode
     task: str

@@ -8,13 +8,12 @@ Used by the edge daemon to turn STATE/LEADER positions into `shoulder_pan.pos` .
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from spinal.fsutil import write_text_atomic
 from spinal.robots import SO101_JOINTS
 
 from spinal_edge.mcu.errors import CalibrationError
@@ -188,20 +187,9 @@ class ArmCalibration:
         return cls.from_json(data, source=str(path), use_degrees=use_degrees)
 
     def save(self, path: str | Path) -> None:
-        """Write atomically (temp file + rename), so a power cut never leaves half a calibration."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write atomically (`spinal.fsutil`), so a power cut never leaves half a calibration."""
         text = json.dumps({j.name: j.to_json() for j in self.joints}, indent=4) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomic(path, text, mode=0o644, make_parents=True)
 
     @classmethod
     def so101_default(cls, *, use_degrees: bool = False) -> ArmCalibration:

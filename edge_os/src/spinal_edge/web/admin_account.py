@@ -10,8 +10,9 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from spinal.fsutil import write_json_atomic
+
 from spinal_edge.web.errors import AccountFileError
-from spinal_edge.web.files import write_private_file
 from spinal_edge.web.passwords import PasswordHasher, check_password_policy
 
 ACCOUNT_FILE = "web/admin.json"
@@ -55,7 +56,7 @@ class AdminAccount:
             "changed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         with self._lock:
-            write_private_file(self.path, json.dumps(record, indent=2).encode() + b"\n")
+            write_json_atomic(self.path, record, mode=0o600, make_parents=True)
 
     def clear(self) -> None:
         """Forget the password (factory reset): the setup code is asked for again."""

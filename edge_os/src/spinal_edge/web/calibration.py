@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from spinal.fsutil import write_json_atomic
 
 from spinal_edge.web.errors import WebError
-from spinal_edge.web.files import write_private_file
 
 PositionSource = Callable[[], "np.ndarray | None"]
 _SAMPLE_S = 0.02
@@ -103,7 +103,7 @@ class CalibrationWizard:
                 }
                 for j in run.joints
             }
-        write_private_file(path, json.dumps(data, indent=4).encode() + b"\n", mode=0o644)
+        write_json_atomic(path, data, indent=4, mode=0o644, make_parents=True)
         view = self.view()
         view["saved_to"] = str(path)
         self.cancel()

@@ -13,8 +13,9 @@ import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
+from spinal.fsutil import write_text_atomic
+
 from spinal_edge.web.errors import SetupCodeError
-from spinal_edge.web.files import write_private_file
 
 SETUP_CODE_FILE = "setup-code"
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -63,11 +64,11 @@ class SetupCode:
     def regenerate(self) -> str:
         """Write a new code (factory reset) to the data dir and every mirror; returns it."""
         code = generate_setup_code()
-        write_private_file(self.path, code.encode() + b"\n")
+        write_text_atomic(self.path, code + "\n", mode=0o600, make_parents=True)
         for mirror in self.mirror_paths:
             # A missing boot partition must not stop a reset; the console still shows the code.
             with contextlib.suppress(OSError):
-                write_private_file(mirror, code.encode() + b"\n", mode=0o644)
+                write_text_atomic(mirror, code + "\n", mode=0o644, make_parents=True)
         return code
 
     def check(self, typed: str) -> None:

@@ -15,9 +15,9 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from spinal.fsutil import write_bytes_atomic
 
 from spinal_edge.web.errors import TlsBundleError
-from spinal_edge.web.files import write_private_file
 
 MAX_PEM_BYTES = 64 * 1024
 TLS_DIR = "tls"
@@ -155,6 +155,6 @@ def store_tls_bundle(
         ("tls_key", "key.pem", key_pem),
     ):
         if data:
-            write_private_file(tls_dir / name, data)
+            write_bytes_atomic(tls_dir / name, data, mode=0o600, make_parents=True)
             paths[setting] = str(tls_dir / name)
     return paths

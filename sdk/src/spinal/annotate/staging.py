@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from spinal.annotate.errors import StagingError
-from spinal.language.v3_dataset import atomic_write_bytes
+from spinal.fsutil import write_bytes_atomic
 
 STAGING_DIRNAME = ".annotate_staging"
 _EPISODE_RE = re.compile(r"^episode_(\d{6,})$")
@@ -55,7 +55,7 @@ class Staging:
             "rows": len(rows),
         }
         lines = [json.dumps(header, sort_keys=True)] + [json.dumps(r, sort_keys=True) for r in rows]
-        atomic_write_bytes(self.path(episode, module), ("\n".join(lines) + "\n").encode())
+        write_bytes_atomic(self.path(episode, module), ("\n".join(lines) + "\n").encode(), make_parents=True)
 
     def read(self, episode: int, module: str) -> StagedModule | None:
         path = self.path(episode, module)

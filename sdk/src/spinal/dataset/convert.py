@@ -1,7 +1,7 @@
 """Convert a folder of spinal recordings into a LeRobotDataset v3.0 (`spinal dataset convert`).
 
-Episodes are converted in parallel worker processes, then assembled in episode-id order, so the same input
-always gives byte-identical parquet files. A broken episode is reported and skipped; the rest convert.
+Episodes are converted in parallel worker processes, then assembled in the order they were recorded (start time
+in episode.json, then id), so the same input always gives byte-identical parquet files. A broken episode is reported and skipped; the rest convert.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,27 @@ def find_recordings(raw_dir: Path) -> list[Path]:
     return sorted(p for p in raw_dir.iterdir() if p.is_dir() and (p / "episode.json").is_file())
 
 
+def recording_order(episode_id: str, meta: EpisodeMetadata | None) -> tuple[bool, datetime, str]:
+    """Sort key: episodes in the order they were recorded (`started_at`), then by id; unknown starts last.
+
+    Not the id alone: ids of another recorder, or of episodes started within one second, need not sort in
+    start order.
+    """
+    started = _parse_time(meta.started_at) if meta is not None else None
+    return (started is None, started or _NO_TIME, episode_id)
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+_NO_TIME = datetime.min.replace(tzinfo=UTC)
+
+
 def convert_recordings(
     raw_dir: Path, out_dir: Path, options: ConvertOptions, progress: ProgressHook | None = None
 ) -> ConvertReport:
@@ -119,6 +141,7 @@ def convert_recordings(
             )
             continue
         candidates.append((episode_dir, meta))
+    candidates.sort(key=lambda item: recording_order(item[0].name, item[1]))
     if not candidates:
         shutil.rmtree(out_dir, ignore_errors=True)
         detail = "; ".join(f"{o.episode_id}: {o.reason}" for o in outcomes.values()) or "none found"
@@ -186,7 +209,8 @@ def convert_recordings(
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    ordered = [outcomes[name] for name in sorted(outcomes)]
+    starts = {episode_dir.name: meta for episode_dir, meta in candidates}
+    ordered = [outcomes[name] for name in sorted(outcomes, key=lambda n: recording_order(n, starts.get(n)))]
     return ConvertReport(
         out_dir, options.repo_id, video.codec, ordered, writer.total_frames, time.monotonic() - started
     )

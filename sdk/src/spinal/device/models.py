@@ -52,6 +52,8 @@ class EpisodeSummary(BaseModel):
     size_bytes: int = 0
     started_at: str | None = None
     ended_at: str | None = None
+    #: Why the device ended the episode (`stopped`, `disk guard`, `max duration`, ...); None when unknown.
+    stop_reason: str | None = None
     offered: bool = False
     files: list[EpisodeFile] = Field(default_factory=list)
     error: str | None = None

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from spinal.fsutil import write_bytes_atomic
 from spinal.language.errors import RowError
 from spinal.language.rows import Row, normalize_rows, row_sort_key, validate_row
 from spinal.language.schema import (
@@ -31,7 +32,7 @@ from spinal.language.schema import (
     language_persistent_row_arrow_type,
 )
 from spinal.language.tools import merge_default_tools
-from spinal.language.v3_dataset import V3Dataset, atomic_write_bytes
+from spinal.language.v3_dataset import V3Dataset
 
 # Columns an older subtask mechanism or a legacy writer left behind; the language columns replace them.
 LEGACY_COLUMNS = ("subtask_index", "tools")
@@ -171,7 +172,7 @@ def write_language_columns(
         if pq.read_table(io.BytesIO(buffer.getvalue())).equals(existing, check_metadata=True):
             report.files_unchanged.append(path)
             continue
-        atomic_write_bytes(path, buffer.getvalue())
+        write_bytes_atomic(path, buffer.getvalue(), make_parents=True)
         report.files_rewritten.append(path)
     sync_language_info(dataset)
     return report

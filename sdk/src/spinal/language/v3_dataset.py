@@ -4,9 +4,6 @@ episode, read through `spinal.dataset.DatasetReader`. Used by the column writer,
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +14,7 @@ import numpy as np
 from spinal.dataset.errors import DatasetError
 from spinal.dataset.layout import INFO_PATH
 from spinal.dataset.reader import DatasetReader
+from spinal.fsutil import write_json_atomic
 from spinal.language.errors import DatasetLayoutError
 
 
@@ -39,21 +37,6 @@ class EpisodeFrames:
     videos: dict[str, VideoSpan] = field(default_factory=dict)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class V3Dataset:
     """A dataset folder as the language layer needs it; dataset errors become `DatasetLayoutError`."""
 
@@ -70,9 +53,7 @@ class V3Dataset:
 
     def write_info(self, info: dict[str, Any]) -> None:
         """Replace meta/info.json atomically (LeRobot's indentation) and refresh the reader's copy."""
-        atomic_write_bytes(
-            self.root / INFO_PATH, (json.dumps(info, indent=4, ensure_ascii=False) + "\n").encode()
-        )
+        write_json_atomic(self.root / INFO_PATH, info, indent=4)
         self._reader.info = info
 
     @property

@@ -1,7 +1,8 @@
 """`DeviceControl`: the calls a recording session makes on a device (mode, episodes, status), typed.
 
 Wraps `spinal.device.DeviceClient`; used by `RecordSession` and its status poller. Device errors keep their
-`spinal.device` types, except the disk guard's refusal, which becomes `DiskGuardError`.
+`spinal.device` types, except a refused start: the disk guard's (`DiskFullError`) becomes `DiskGuardError`,
+any other recorder failure (`RecorderError`) `RecorderFailure`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from spinal.device import DeviceClient, DeviceResponseError, EpisodeSummary
-from spinal.record.errors import DiskGuardError
+from spinal.record.errors import DiskGuardError, RecorderFailure
 from spinal.record.snapshot import DeviceSnapshot, EpisodeInfo
 
-DISK_GUARD_STATUS = 507  # the device API's answer when the disk guard refuses recording
+RECORDER_REFUSED_STATUS = 507  # the device API's answer when recording is impossible
+DISK_FULL_ERROR = "DiskFullError"  # ... because of the disk guard (otherwise the error is RecorderError)
 CONFLICT_STATUS = 409
 
 
@@ -58,12 +60,21 @@ class DeviceControl:
         answer = self.client.call("POST", "/api/hold", timeout=timeout_s or self.timeout_s)
         return str(answer.get("mode", "")) if isinstance(answer, dict) else ""
 
-    def start_episode(self, task: str) -> EpisodeInfo:
+    def start_episode(self, task: str, *, max_duration_s: float | None = None) -> EpisodeInfo:
+        """Start an episode; with `max_duration_s` the device ends it by itself (stop reason `max duration`)
+        if nobody stops it sooner, e.g. because this session lost the link."""
+        body: dict[str, Any] = {"task": task}
+        if max_duration_s is not None:
+            body["max_duration_s"] = max_duration_s
         try:
-            answer = self._call("POST", "/api/episode/start", {"task": task})
+            answer = self._call("POST", "/api/episode/start", body)
         except DeviceResponseError as exc:
-            if exc.status_code == DISK_GUARD_STATUS:
+            if exc.status_code == RECORDER_REFUSED_STATUS and exc.error == DISK_FULL_ERROR:
                 raise DiskGuardError(error_detail(exc)) from None
+            if exc.status_code == RECORDER_REFUSED_STATUS:
+                raise RecorderFailure(
+                    f"the device's recorder cannot start an episode: {error_detail(exc)}"
+                ) from None
             raise
         return _episode(answer, "/api/episode/start")
 

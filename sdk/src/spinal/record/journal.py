@@ -12,9 +12,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from spinal.fsutil import write_json_atomic
 from spinal.record.errors import SessionSetupError
 from spinal.recording import is_valid_episode_id
-from spinal.recording._fsutil import write_json_atomic
 
 JOURNAL_FILE = "session.json"
 JOURNAL_VERSION = 1

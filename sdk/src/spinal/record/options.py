@@ -43,6 +43,9 @@ class SessionOptions:
     reconnect_timeout_s: float = 300.0  # how long a lost device is waited for before the session gives up
     poll_interval_s: float = 0.5
     convert_workers: int = 2
+    #: The device ends an episode by itself this long after `episode_time_s`, should the session be unable to
+    #: stop it (link lost, laptop asleep): no episode records on and on without the session.
+    device_limit_margin_s: float = 5.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", _mode(self.mode))
@@ -66,6 +69,10 @@ class SessionOptions:
         if not 0 <= self.reset_time_s <= 24 * 3600:
             raise SessionSetupError(
                 f"--reset-time {self.reset_time_s:g} is invalid; give the reset period in seconds (0 for none)"
+            )
+        if not 0 <= self.device_limit_margin_s <= 3600:
+            raise SessionSetupError(
+                f"device_limit_margin_s {self.device_limit_margin_s:g} is invalid; give 0 to 3600 seconds"
             )
         if self.pull_every < 0:
             raise SessionSetupError(f"--pull-every {self.pull_every} is invalid; give 0 (at the end) or more")

@@ -38,6 +38,8 @@ from spinal.record.view import Phase, SessionView, ViewModel
 FIRST_CONTACT_S = 15.0  # how long the session waits for the device's first answer before giving up
 DISK_GUARD_REASON = "disk guard"
 DEVICE_LIMIT_REASON = "max_episode_s reached"
+MAX_DURATION_REASON = "max duration"  # the limit this session asks for at each start
+DEVICE_MAX_DURATION_S = 86_400.0  # the most the device accepts as an episode's max_duration_s
 WRITE_ERROR_REASON = "write error"
 
 
@@ -134,7 +136,8 @@ class RecordSession:
         )
         self._recording: EpisodeInfo | None = None  # the episode this session started and believes records
         self._synced_at = 0  # kept-episode count when the last --pull-every sync was scheduled
-        self._uptime: tuple[float, float] | None = None  # (device uptime, our clock) at the last answer
+        self._boot_id = ""  # the device daemon's boot id at its last answer (a new one: it restarted)
+        self._episode_boot_id = ""  # ... when the episode being recorded started
         self._gone = 0  # episodes a fault cut short that the device no longer has (not in the journal)
 
     # -- the session --------------------------------------------------------------------------------------
@@ -351,7 +354,7 @@ class RecordSession:
         assert journal is not None
         while True:
             try:
-                info = self.control.start_episode(self.options.task)
+                info = self.control.start_episode(self.options.task, max_duration_s=self._device_limit_s())
                 break
             except DeviceUnreachableError:
                 snap, _ = self._await_device()
@@ -363,6 +366,10 @@ class RecordSession:
                     f"the device's disk guard refuses new episodes ({exc}); free space on the device (pull and "
                     "delete recorded episodes), then run again with --resume"
                 ) from None
+            except RecorderFailure as exc:
+                raise RecorderFailure(
+                    f"episode {number}: {exc}; check the device's data disk and its log, then run again with --resume"
+                ) from None
             except DeviceResponseError as exc:
                 if is_conflict(exc):
                     raise RecorderFailure(
@@ -371,8 +378,14 @@ class RecordSession:
                 raise
         started = self.clock()
         self._recording = info
+        self._episode_boot_id = self._boot_id
         journal.begin(info.episode_id, number, self.options.task)
         self._event(f"episode {number}/{self.options.episodes}: recording {info.episode_id}")
+        if self.options.mode is RecordMode.POLICY and info.engine_reset_acked is False:
+            self._event(
+                f"episode {number}: the inference server did not confirm the policy's fresh start within 1 s; "
+                "the first actions may still follow the previous episode"
+            )
         self._maybe_sync_along()
         deadline = started + self.options.episode_time_s
         self.model.phase = Phase.RECORDING
@@ -511,6 +524,11 @@ class RecordSession:
         """The device ended this episode on its own: find out why and act on it."""
         assert self._recording is not None
         episode_id = self._recording.episode_id
+        if self._restarted_since(self._episode_boot_id):
+            # So quick a restart that the device never looked lost: its new daemon knows nothing of the episode.
+            self._recording = None
+            self._event(f"the device restarted {self.clock() - started:.1f} s into episode {number}")
+            return self._settle_cut_episode(number, episode_id, "the device restarted")
         self._recording = None
         recorder = self._through_outages(self.control.recorder)
         last, state = recorder.last_episode, recorder.recorder_state
@@ -534,6 +552,8 @@ class RecordSession:
                 f"[recording] min_free_mb ({minimum}). That episode stays on the device, left out of the "
                 "dataset; free space on the device, then run again with --resume"
             )
+        if reason == MAX_DURATION_REASON:
+            return self._kept_at_device_limit(number, last)
         if reason == DEVICE_LIMIT_REASON:
             self._finish(last, EpisodeFate.KEPT, note="ended by the device's max_episode_s")
             self._event(
@@ -589,8 +609,17 @@ class RecordSession:
             self._event(f"the device kept recording episode {number} through the {outage:.0f} s outage")
             return None
         self._recording = None
-        stored = self._through_outages(lambda: self.control.stored_episode(episode_id))
         cause = "the device restarted" if restarted else "the device stopped recording"
+        return self._settle_cut_episode(number, episode_id, cause)
+
+    def _settle_cut_episode(self, number: int, episode_id: str, cause: str) -> EpisodeEnd:
+        """The episode ended while the session was not looking (an outage, a restart): keep it when the device
+        ended it at the limit this session asked for, otherwise leave it out and record the number again."""
+        assert self.journal is not None
+        stored = self._through_outages(lambda: self.control.stored_episode(episode_id))
+        if stored is not None and stored.stop_reason == MAX_DURATION_REASON:
+            info = EpisodeInfo(episode_id, stored.status, frames=stored.frames, duration_s=stored.duration_s)
+            return self._kept_at_device_limit(number, info)
         if stored is None:
             self._gone += 1
             self.journal.forget(episode_id)
@@ -612,6 +641,19 @@ class RecordSession:
                 f"{number} is recorded again"
             )
         return EpisodeEnd.RERECORD
+
+    def _kept_at_device_limit(self, number: int, info: EpisodeInfo) -> EpisodeEnd:
+        """The device ended the episode at the max duration this session asked for: it is whole, keep it."""
+        self._finish(info, EpisodeFate.KEPT, note="ended by the device at the session's max duration")
+        self._event(
+            f"episode {number} kept: the device ended it by itself at {info.duration_s:.1f} s ({info.frames} "
+            f"frames), the limit this session set, as the session could not stop it in time"
+        )
+        return EpisodeEnd.KEPT
+
+    def _device_limit_s(self) -> float:
+        """The max duration asked for at each start: the episode's length plus a margin for a late stop."""
+        return min(self.options.episode_time_s + self.options.device_limit_margin_s, DEVICE_MAX_DURATION_S)
 
     # -- between episodes ---------------------------------------------------------------------------------
 
@@ -669,7 +711,7 @@ class RecordSession:
         """Pause until the device answers again; returns its status and whether it restarted meanwhile."""
         self.model.phase = Phase.PAUSED
         since = self.clock()
-        uptime_before = self._uptime
+        boot_before = self._boot_id
         while True:
             if ESCAPE in self._tick():
                 raise DeviceLostError(
@@ -678,7 +720,7 @@ class RecordSession:
                 )
             snap = self.poller.latest
             if snap is not None and self.poller.failing_since is None and snap.taken_at >= since:
-                restarted = _restarted(uptime_before, snap)
+                restarted = self._restarted_since(boot_before)
                 self.model.connection = ""
                 self._event("the device answers again" + (" (it restarted)" if restarted else ""))
                 return snap, restarted
@@ -798,8 +840,8 @@ class RecordSession:
         snap = self.poller.latest
         if snap is not None:
             self.model.snapshot = snap
-            if snap.uptime_s is not None and (self._uptime is None or snap.taken_at > self._uptime[1]):
-                self._uptime = (snap.uptime_s, snap.taken_at)
+            if snap.boot_id:
+                self._boot_id = snap.boot_id
         lost = self.poller.lost_for()
         if lost >= self.lost_after_s:
             retry = ""
@@ -811,6 +853,11 @@ class RecordSession:
         self.model.dataset_line = self.sync.line
         self.view.update(self.model)
         return [] if dataset_only else keys
+
+    def _restarted_since(self, boot_id: str) -> bool:
+        """True when the device's daemon answered with another boot id than `boot_id` (it restarted)."""
+        snap = self.poller.latest
+        return bool(boot_id and snap is not None and snap.boot_id and snap.boot_id != boot_id)
 
     def _finish(self, info: EpisodeInfo, fate: EpisodeFate, *, note: str = "") -> None:
         assert self.journal is not None
@@ -825,14 +872,6 @@ class RecordSession:
     def _event(self, text: str) -> None:
         self._refresh_counts()
         self.view.event(self.model, text)
-
-
-def _restarted(before: tuple[float, float] | None, snap: DeviceSnapshot) -> bool:
-    """True when the device's uptime is less than it would be had it kept running."""
-    if before is None or snap.uptime_s is None:
-        return False
-    uptime, at = before
-    return snap.uptime_s + 2.0 < uptime + (snap.taken_at - at)
 
 
 def _space(n: int | None) -> str:

@@ -20,6 +20,8 @@ class EpisodeInfo:
     frames: int = 0
     duration_s: float = 0.0
     stop_reason: str = ""
+    #: Only in the answer to a start: the policy's server acknowledged the new episode (None: not said).
+    engine_reset_acked: bool | None = None
 
     @classmethod
     def parse(cls, payload: Any) -> EpisodeInfo | None:
@@ -35,6 +37,7 @@ class EpisodeInfo:
             frames=_int(payload.get("frames")) or 0,
             duration_s=_float(payload.get("duration_s")) or 0.0,
             stop_reason=_str(payload.get("stop_reason")),
+            engine_reset_acked=_bool(payload.get("engine_reset_acked")),
         )
 
 
@@ -50,6 +53,7 @@ class DeviceSnapshot:
     """One status reading; `taken_at` is the session's monotonic clock when the request was sent."""
 
     taken_at: float
+    boot_id: str = ""  # random per daemon start: a new one means the device's daemon restarted
     mode: str = ""
     task: str = ""
     uptime_s: float | None = None
@@ -90,6 +94,7 @@ class DeviceSnapshot:
         )
         return cls(
             taken_at=taken_at,
+            boot_id=_str(status.get("boot_id"))[:64],
             mode=_str(status.get("mode")),
             task=_str(status.get("task")),
             uptime_s=_float(status.get("uptime_s")),
@@ -131,6 +136,10 @@ def _list(value: Any) -> list[Any]:
 
 def _str(value: Any) -> str:
     return value[:2000] if isinstance(value, str) else ""
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 def _int(value: Any) -> int | None:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -14,7 +17,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from spinal.recording._fsutil import write_json_atomic
+from spinal.fsutil import write_json_atomic
 from spinal.recording.errors import CorruptRecordingError
 from spinal.robots import SO101_FEATURE_NAMES, SO101_ROBOT_TYPE
 
@@ -61,12 +64,40 @@ def camera_files(camera: str) -> tuple[str, str]:
     return f"camera-{camera}.mjpeg", f"camera-{camera}.idx"
 
 
-def new_episode_id(now: datetime | None = None, suffix: str | None = None) -> str:
-    """A time-sortable episode id such as `20250101T120000Z-3f9a1c`."""
-    import secrets
+def new_episode_id(now: datetime | None = None, suffix: str | None = None, *, sequence: int = 0) -> str:
+    """A time-sortable episode id such as `20250101T120000.123Z-000001-3f9a1c`.
 
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{suffix or secrets.token_hex(3)}"
+    UTC time to the millisecond, then `sequence` (orders ids stamped in the same millisecond; see
+    `EpisodeIdSequence`), then a random suffix so that ids of two devices, or two boots of a device whose clock
+    restarted at the same time, never clash.
+    """
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    stamp = f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z"
+    return f"{stamp}-{sequence:06d}-{suffix or secrets.token_hex(3)}"
+
+
+class EpisodeIdSequence:
+    """The ids of one recorder run (one boot of the device), sorting in the order they were handed out.
+
+    The stamp never goes back, even when the wall clock does (an NTP step on a Pi without a real-time clock),
+    and the per-run sequence number orders ids stamped in the same millisecond. Thread-safe.
+    """
+
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._clock = clock
+        self._last: datetime | None = None
+        self._sequence = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> str:
+        with self._lock:
+            now = self._clock().astimezone(UTC)
+            now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+            if self._last is not None and now < self._last:
+                now = self._last
+            self._last = now
+            self._sequence += 1
+            return new_episode_id(now, sequence=self._sequence)
 
 
 class CameraSpec(BaseModel):
@@ -108,6 +139,8 @@ class EpisodeMetadata(BaseModel):
     frame_count: Annotated[int, Field(ge=0)] = 0
     duration_s: Annotated[float, Field(ge=0)] = 0.0
     camera_frame_counts: dict[str, int] = Field(default_factory=dict)
+    #: Why the recorder ended the episode (e.g. `stopped`, `disk guard`, `max duration`); empty when unknown.
+    stop_reason: str = ""
     recovery: RecoveryInfo | None = None
 
     @field_validator("episode_id")

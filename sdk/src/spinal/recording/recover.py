@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from spinal.fsutil import fsync_dir
 from spinal.recording import _index
-from spinal.recording._fsutil import fsync_dir
 from spinal.recording.errors import RecordingError
 from spinal.recording.metadata import (
     FRAMES_FILE,

@@ -16,8 +16,8 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 
+from spinal.fsutil import fsync_dir
 from spinal.recording import _index
-from spinal.recording._fsutil import fsync_dir
 from spinal.recording.errors import InvalidFrameError, RecordingStateError
 from spinal.recording.metadata import (
     FRAMES_FILE,
@@ -268,8 +268,13 @@ class EpisodeWriter:
             os.fsync(stream.index.fileno())
         self._last_sync = self._clock()
 
-    def close(self, status: EpisodeStatus | str = EpisodeStatus.COMPLETE) -> EpisodeMetadata:
-        """Finish the episode with `status` (complete or discarded) and return its final metadata."""
+    def close(
+        self, status: EpisodeStatus | str = EpisodeStatus.COMPLETE, *, stop_reason: str = ""
+    ) -> EpisodeMetadata:
+        """Finish the episode with `status` (complete or discarded) and return its final metadata.
+
+        `stop_reason` (why the recorder ended it) is kept in episode.json for whoever lists the episode later.
+        """
         status = EpisodeStatus(status)
         if status not in (EpisodeStatus.COMPLETE, EpisodeStatus.DISCARDED):
             raise InvalidFrameError(f"an episode closes as complete or discarded, not {status.value}")
@@ -286,6 +291,7 @@ class EpisodeWriter:
         meta.duration_s = max(self._last_timestamp, 0.0) if self._frame_count else 0.0
         meta.camera_frame_counts = {name: s.count for name, s in self._cameras.items()}
         meta.ended_at = utc_now_iso()
+        meta.stop_reason = stop_reason
         save_metadata(self._dir, meta)
         return self.metadata
 

@@ -6,7 +6,14 @@ from fastapi import APIRouter, Depends, status
 
 from spinal_edge.api.auth import require_principal
 from spinal_edge.api.deps import get_daemon
-from spinal_edge.api.models import Episode, EpisodeResetResponse, EpisodeStartRequest, EpisodeState, ErrorBody
+from spinal_edge.api.models import (
+    Episode,
+    EpisodeResetResponse,
+    EpisodeStarted,
+    EpisodeStartRequest,
+    EpisodeState,
+    ErrorBody,
+)
 from spinal_edge.daemon import EdgeDaemon
 from spinal_edge.errors import ModeError
 
@@ -32,13 +39,24 @@ def current(daemon: EdgeDaemon = Depends(get_daemon)) -> EpisodeState:
 
 @router.post(
     "/start",
-    response_model=Episode,
+    response_model=EpisodeStarted,
     status_code=status.HTTP_201_CREATED,
-    responses={**_CONFLICT, 507: {"model": ErrorBody, "description": "not enough free disk space"}},
+    responses={
+        **_CONFLICT,
+        507: {
+            "model": ErrorBody,
+            "description": "recording is impossible: error `DiskFullError` when the disk guard refuses (free"
+            " space below [recording] min_free_mb), `RecorderError` for any other recorder failure",
+        },
+    },
 )
-def start(body: EpisodeStartRequest | None = None, daemon: EdgeDaemon = Depends(get_daemon)) -> Episode:
-    """Start recording a new episode with the given task (or the current one)."""
-    return Episode(**daemon.start_episode(body.task if body else None).__dict__)
+def start(
+    body: EpisodeStartRequest | None = None, daemon: EdgeDaemon = Depends(get_daemon)
+) -> EpisodeStarted:
+    """Start recording a new episode with the given task (or the current one), optionally time-limited."""
+    body = body or EpisodeStartRequest()
+    started = daemon.start_episode(body.task, max_duration_s=body.max_duration_s)
+    return EpisodeStarted(**started.episode.__dict__, engine_reset_acked=started.engine_reset_acked)
 
 
 @router.post("/stop", response_model=Episode, responses=_CONFLICT)

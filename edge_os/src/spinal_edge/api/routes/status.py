@@ -20,7 +20,13 @@ router = APIRouter(prefix="/api", tags=["status"], dependencies=[Depends(require
 def healthz(daemon: EdgeDaemon = Depends(get_daemon)) -> JSONResponse:
     """Liveness for supervisors and load balancers: 200 while the control loop runs (no token needed)."""
     running = daemon.loop.running
-    body = Health(ok=running, version=__version__, mode=daemon.loop.mode.value, loop_running=running)
+    body = Health(
+        ok=running,
+        version=__version__,
+        boot_id=daemon.boot_id,
+        mode=daemon.loop.mode.value,
+        loop_running=running,
+    )
     return JSONResponse(body.model_dump(), status_code=200 if running else 503)
 
 
