@@ -76,6 +76,12 @@ def _rebuild_engine(daemon: EdgeDaemon, config: EdgeConfig) -> None:
     """A new engine that sends the new camera names (the old one's robot description is fixed)."""
     from spinal_edge.assembly import make_engine
 
+    if config.engine_kind() == "none":
+        # An engine the daemon was handed directly (tests, benchmarks): it cannot be rebuilt from settings.
+        daemon.warnings.add(
+            "restart_required", "camera names changed; restart the daemon so the policy sees the new names"
+        )
+        return
     try:
         engine, policy = make_engine(config, dict(daemon.cameras))
     except EdgeError as exc:
@@ -86,9 +92,8 @@ def _rebuild_engine(daemon: EdgeDaemon, config: EdgeConfig) -> None:
     old = daemon.engine
     if old is not None:
         old.stop()
-    if engine is not None:
-        engine.start()
-        engine.pause()
-        policy.task = daemon.task
+    engine.start()  # its handshake checks the policy's camera names against the new ones
+    engine.pause()
+    policy.task = daemon.task
     daemon.engine, daemon.policy = engine, policy
     daemon.loop.policy = policy

@@ -154,3 +154,48 @@ def _base_raw(daemon: Any) -> dict[str, Any]:
         "web": {"power": "fake"},
         "network": {"backend": "fake"},
     }
+
+
+def test_a_rename_reaches_the_policy_whose_next_handshake_checks_the_camera_names(tmp_path) -> None:
+    testing = pytest.importorskip("spinal_server.testing", reason="spinal-server is not installed")
+    from spinal_edge.assembly import build_daemon
+    from spinal_edge.testing import KinematicArm, ServedDaemon, data_dir_config
+
+    with testing.running_server() as server:  # the demo policy needs the camera "front"
+        inference = {
+            "engine": "remote",
+            "endpoints": [server.endpoint],
+            "model_id": server.manifest.service.model_id,
+            "mode": "client",
+        }
+        raw = data_dir_config(
+            tmp_path / "data",
+            inference=inference,
+            cameras={"front": {"kind": "synthetic", "width": 64, "height": 48, "fps": 10}},
+            web={"enabled": False},
+        )
+        with ServedDaemon(build_daemon(SettingsStore(raw), arm=KinematicArm())) as served:
+            client = served.client
+
+            def inference_state() -> dict[str, Any]:
+                return client.get("/api/status").json()["inference"]
+
+            wait_for(lambda: inference_state()["ready"], timeout=30)
+            first_engine = served.daemon.engine
+            assert client.put("/api/cameras/front", json={"name": "side"}).status_code == 200
+            failed = wait_for(lambda: (s := inference_state())["failed"] and s, timeout=30)
+            assert "needs cameras ['front']" in failed["failure_reason"]
+            assert "it has ['side']" in failed["failure_reason"]
+            assert served.daemon.engine is not first_engine
+            assert client.post("/api/mode", json={"mode": "policy"}).status_code == 409
+            # Renaming it back rebuilds the engine once more; its handshake passes and the policy may drive.
+            assert client.put("/api/cameras/side", json={"name": "front"}).status_code == 200
+            wait_for(lambda: inference_state()["ready"], timeout=30)
+            wait_for(lambda: served.daemon.snapshot("front") is not None)
+            response = client.post("/api/mode", json={"mode": "policy"})
+            assert response.status_code == 200, response.text
+            assert served.daemon.loop.policy is served.daemon.policy
+            refused = client.put("/api/cameras/front", json={"fps": 5})
+            assert refused.status_code == 409 and "press Hold" in refused.json()["detail"]
+            client.post("/api/hold")
+            assert client.put("/api/cameras/front", json={"fps": 5}).status_code == 200
