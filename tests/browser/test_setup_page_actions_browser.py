@@ -7,26 +7,15 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from spinal_edge.testing import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 # The nominal SO-101 calibration the daemon starts with when none was saved: ids 1..6 over 1024..3072 ticks.
 NOMINAL = {name: {"id": i + 1, "range_min": 1024, "range_max": 3072} for i, name in enumerate(JOINTS)}
-
-
-def until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} not met within {timeout} s"
-        time.sleep(0.05)
 
 
 def live_text(page: Any, key: str, text: str) -> None:
@@ -44,11 +33,11 @@ def test_torque_off_and_on_buttons_switch_every_servo(device, page, rig, login, 
     login(page, device)
     page.goto(device.url + "/robot")
     page.click("button:text-is('Torque off')")
-    until(lambda: not any(rig.torques().values()), what="every servo limp")
+    wait_for(lambda: not any(rig.torques().values()), timeout=15)
     live_text(page, "mcu.torque_enabled", "off")
     snap(page, "actions-torque-off")
     page.click("button:text-is('Torque on')")
-    until(lambda: all(rig.torques().values()), what="every servo holding")
+    wait_for(lambda: all(rig.torques().values()), timeout=15)
     live_text(page, "mcu.torque_enabled", "on")
     assert device.daemon.arm.latest_state().torque_enabled
 
@@ -59,12 +48,12 @@ def test_jog_moves_one_joint_and_stops_at_its_limit(device, page, rig, login, sn
     login(page, device)
     page.goto(device.url + "/robot")
     page.click("button:text-is('Torque on')")
-    until(lambda: all(rig.torques().values()), what="torque on")
+    wait_for(lambda: all(rig.torques().values()), timeout=15)
     before = float(daemon.arm.latest_state().positions[0])
     ticks_before = rig.true_positions()[1]
     page.click('button[data-body=\'{"joint":"shoulder_pan","delta":10}\']')
     page.wait_for_selector("#flash:has-text('done')")
-    until(lambda: float(daemon.arm.latest_state().positions[0]) > before + 8, what="shoulder_pan moved +10")
+    wait_for(lambda: float(daemon.arm.latest_state().positions[0]) > before + 8, timeout=15)
     assert rig.true_positions()[1] > ticks_before + 50  # the real (simulated) servo turned
     others = [float(v) for v in daemon.arm.latest_state().positions[1:]]
     # The largest step the API takes, sent by the page's own script with its CSRF token: clamped to the range.
@@ -74,12 +63,13 @@ def test_jog_moves_one_joint_and_stops_at_its_limit(device, page, rig, login, sn
         " body: JSON.stringify({joint: 'shoulder_pan', delta: 500})}).then((r) => r.json())"
     )
     assert answer["target"] == 100.0 and answer["range"] == [-100.0, 100.0]
-    until(
-        lambda: float(daemon.arm.latest_state().positions[0]) > 98.0, what="shoulder_pan at its upper limit"
-    )
+    wait_for(lambda: float(daemon.arm.latest_state().positions[0]) > 98.0, timeout=15)
     page.click('button[data-body=\'{"joint":"shoulder_pan","delta":10}\']')
     page.wait_for_selector("#flash:has-text('done')")
-    time.sleep(0.5)  # give a wrong move time to show
+    # Another +10 at the limit: the next goals the firmware writes to the servo stay at the range's end.
+    seen = len(rig.goal_history(1))
+    wait_for(lambda: len(rig.goal_history(1)) > seen + 20, timeout=15)
+    assert max(goal for _, goal in rig.goal_history(1)[seen:]) <= NOMINAL["shoulder_pan"]["range_max"]
     assert float(daemon.arm.latest_state().positions[0]) <= 100.5
     assert rig.true_positions()[1] <= NOMINAL["shoulder_pan"]["range_max"] + 3
     now = [float(v) for v in daemon.arm.latest_state().positions[1:]]
@@ -101,6 +91,16 @@ def _record(page: Any, task: str) -> str:
     return page.inner_text('[data-live="recorder.episode.episode_id"]').strip()
 
 
+def _record_finished(page: Any, device: Any, task: str) -> tuple[str, Any]:
+    """Start, wait for a few recorded frames, stop: the episode id and its row in the list."""
+    episode_id = _record(page, task)
+    wait_for(lambda: (device.daemon.recorder.status()["episode"] or {}).get("frames", 0) > 5, timeout=15)
+    page.click("#rec-stop")
+    row = page.locator(f'#episodes tr[data-episode="{episode_id}"]')
+    row.wait_for()
+    return episode_id, row
+
+
 def test_discard_drops_the_running_episode_from_the_device(device, page, login, snap):
     accept_dialogs(page)
     login(page, device)
@@ -110,7 +110,7 @@ def test_discard_drops_the_running_episode_from_the_device(device, page, login, 
     assert episode_dir.is_dir()
     page.click("#rec-discard")
     live_text(page, "recorder.state", "idle")
-    until(lambda: not episode_dir.exists(), what="the episode folder removed")
+    wait_for(lambda: not episode_dir.exists(), timeout=15)
     assert not device.daemon.recorder.recording
     listed = [e["id"] for e in device.client.get("/api/episodes").json()["episodes"]]
     assert episode_id not in listed
@@ -121,11 +121,7 @@ def test_delete_removes_a_finished_episode_and_its_row(device, page, login, snap
     accept_dialogs(page)
     login(page, device)
     page.goto(device.url + "/recording")
-    episode_id = _record(page, "record then delete")
-    time.sleep(0.5)
-    page.click("#rec-stop")
-    row = page.locator(f'#episodes tr[data-episode="{episode_id}"]')
-    row.wait_for()
+    episode_id, row = _record_finished(page, device, "record then delete")
     episode_dir = device.daemon.config.episodes_dir() / episode_id
     assert episode_dir.is_dir()
     row.locator("button[data-delete]").click()
@@ -138,11 +134,7 @@ def test_delete_removes_a_finished_episode_and_its_row(device, page, login, snap
 def test_download_all_saves_the_whole_episode_with_checksums(device, page, login, snap, tmp_path):
     login(page, device)
     page.goto(device.url + "/recording")
-    episode_id = _record(page, "one click download")
-    time.sleep(1.0)
-    page.click("#rec-stop")
-    row = page.locator(f'#episodes tr[data-episode="{episode_id}"]')
-    row.wait_for()
+    episode_id, row = _record_finished(page, device, "one click download")
     snap(page, "actions-recording-archive")
     with page.expect_download() as info:
         row.locator("a.archive").click()
@@ -173,7 +165,7 @@ def test_camera_resize_and_rename_apply_live_and_a_bad_name_is_refused(device, p
     form.locator("input[name=height]").fill("64")
     form.locator("button[type=submit]").click()
     page.wait_for_selector('form[data-camera="front"] .camera-result.notice')
-    until(lambda: daemon.cameras["front"].stats().width == 96, what="the camera restarted at 96x64")
+    wait_for(lambda: daemon.cameras["front"].stats().width == 96, timeout=15)
     page.wait_for_function("() => document.querySelector('img[data-snapshot=\"front\"]').naturalWidth === 96")
     assert daemon.config.cameras["front"].height == 64
 
