@@ -1,17 +1,27 @@
-"""Edge benchmark: control-loop period jitter at 30 and 100 Hz, and recorder throughput.
+"""Edge benchmark: the control loop's period jitter at 30 and 100 Hz under load, and the recorder's throughput.
 
-The loop runs with two synthetic cameras (640x480 MJPEG at 30 fps), recording on and the remote inference engine
-streaming from a `spinal-server --demo` on loopback (policy mode); the arm is the firmware in MicroPython on the
-HIL rig. The peer is a bare sleep-to-deadline loop in the same process with nothing else running, measured in
-the same run under the same scheduling, so the machine's own noise shows in both.
+The daemon under test is `spinal-edge run` itself, as on a device: two synthetic 640x480 cameras at 30 fps,
+policy mode with the remote engine streaming from `spinal-server --demo`, an episode recording, the status
+polled twice a second as the setup page does; the arm is the firmware in MicroPython on the HIL rig, which runs
+in this (the benchmark's) process, outside the daemon, like real servos. Every tick of the window is read back
+from the recorded episode (its frame timestamps are the loop's wake-up times). Two peers run at the same time in
+their own processes: bare sleep-to-deadline loops under SCHED_OTHER and SCHED_FIFO, the machine's floor.
+
+`BENCH_EDGE_DAEMON_PYTHONPATH=DIR` runs another version of the daemon (e.g. an export of main's edge_os/src)
+through the same harness, for before/after tables.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import platform
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,292 +33,232 @@ from spinal.robots import SO101_JOINTS
 from bench.harness import Table, percentile
 
 RATES = (30.0, 100.0)
+# (label, [loop] settings): what the daemon is asked for. Only keys every daemon version knows.
+SCHEDULES = (
+    ("normal scheduling", {"realtime_priority": 0, "daemon_realtime_priority": 0}),
+    ("SCHED_FIFO 50 loop only", {"realtime_priority": 50, "daemon_realtime_priority": 0}),
+    ("SCHED_FIFO 50 loop, FIFO 1 daemon threads", {"realtime_priority": 50, "daemon_realtime_priority": 1}),
+)
+PEER_FIFO_PRIORITY = 50
+FULL_SECONDS = 20.0  # per row; each row also spends ~15 s starting the rig, server and daemon
+QUICK_SECONDS = 3.0  # a smoke run: every row runs, but p99 of ~100 ticks is close to the max
+CAMERA = {"kind": "synthetic", "width": 640, "height": 480, "fps": 30}
 
 
-def _bare_loop(rate_hz: float, seconds: float, realtime: int) -> np.ndarray:
-    """Periods (us) of a thread that only sleeps to absolute deadlines: the floor for this machine."""
-    from spinal_edge.control.timing import set_realtime_priority, sleep_until, tighten_timer_slack
-
-    out: list[float] = []
-
-    def body() -> None:
-        tighten_timer_slack()
-        set_realtime_priority(realtime)
-        period = int(1e9 / rate_hz)
-        start = time.monotonic_ns()
-        previous = None
-        for k in range(int(seconds * rate_hz)):
-            sleep_until(start + k * period)
-            now = time.monotonic_ns()
-            if previous is not None:
-                out.append((now - previous) / 1e3)
-            previous = now
-
-    thread = threading.Thread(target=body, name="bare-loop")
-    thread.start()
-    thread.join()
-    return np.array(out)
+def _stats(periods_us: np.ndarray, rate: float) -> dict[str, float]:
+    jitter = list(np.abs(periods_us - 1e6 / rate))
+    return {
+        "period_p50": percentile(list(periods_us), 50),
+        "p50": percentile(jitter, 50),
+        "p99": percentile(jitter, 99),
+        "max": max(jitter) if jitter else float("nan"),
+    }
 
 
-def _row(
-    table: Table, name: str, rate: float, periods_us: np.ndarray, late_p99: Any, work_p99: Any, extra: str
-):
-    nominal = 1e6 / rate
-    jitter = np.abs(periods_us - nominal)
-    p99 = percentile(list(jitter), 99)
-    table.add(
-        name,
-        f"{rate:g}",
-        len(periods_us),
-        round(percentile(list(periods_us), 50), 1),
-        round(percentile(list(jitter), 50), 1),
-        round(p99, 1),
-        round(float(jitter.max()) if jitter.size else float("nan"), 1),
-        late_p99,
-        work_p99,
-        "yes" if p99 < 1000 else "no",
-        extra,
+def _lateness_us(stamps_s: np.ndarray, rate: float) -> np.ndarray:
+    """Each tick's wake-up against the ideal period grid, relative to the window's least late tick (us).
+
+    The deadlines themselves are not recorded; the grid is fitted as the one no tick woke before.
+    """
+    if stamps_s.size == 0:
+        return np.zeros(0)
+    period = 1.0 / rate
+    offsets = stamps_s - stamps_s[0]
+    phase = offsets - np.round(offsets / period) * period
+    return (phase - phase.min()) * 1e6
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def _peers(rate: float, seconds: float) -> Iterator[dict[str, Any]]:
+    """Both bare loops, running for the block; their results land in the yielded dict afterwards."""
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "bench.edge_peer", "--rate", str(rate), "--priority", str(priority)]
+            + ["--seconds", str(seconds + 30)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        for name, priority in (("other", 0), ("fifo", PEER_FIFO_PRIORITY))
+    }
+    results: dict[str, Any] = {}
+    try:
+        yield results
+    finally:
+        for name, proc in procs.items():
+            proc.send_signal(signal.SIGTERM)
+            try:
+                out, _ = proc.communicate(timeout=30)
+                results[name] = json.loads(out.strip().splitlines()[-1])
+            except (subprocess.TimeoutExpired, json.JSONDecodeError, IndexError):
+                proc.kill()
+                proc.wait(10)
+                results[name] = {"scheduling": "failed", "periods_us": []}
+
+
+@contextlib.contextmanager
+def _daemon_pythonpath() -> Iterator[None]:
+    other = os.environ.get("BENCH_EDGE_DAEMON_PYTHONPATH")
+    if not other:
+        yield
+        return
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = other + (os.pathsep + previous if previous else "")
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = previous
+
+
+def _wait_streaming(cell: Any, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = cell.status()
+        inference = status["inference"]
+        if status["mode"] == "policy" and inference.get("ready") and inference.get("queue_depth", 0) > 0:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(
+        f"the daemon did not reach policy streaming in {timeout:.0f} s: {cell.status()['mode']}"
     )
 
 
-@contextlib.contextmanager
-def _demo_server(workdir: Path) -> Iterator[str | None]:
-    """`spinal-server --demo` on a free loopback port, or None when the server package is missing."""
-    try:
-        import spinal_server  # noqa: F401
-    except ImportError:
-        yield None
-        return
-    from spinal_edge.demo import ChildProcess, _script, free_port
+def _measure(rate: float, loop_settings: dict[str, int], seconds: float, workdir: Path) -> dict[str, Any]:
+    from spinal.recording.reader import EpisodeReader
+    from spinal_edge.demo import DemoCell
 
-    port = free_port()
-    server = ChildProcess(
-        "spinal-server",
-        [
-            *_script("spinal-server"),
-            "--demo",
-            "--listen",
-            f"tcp/127.0.0.1:{port}",
-            "--health-port",
-            str(free_port()),
-        ],
-        workdir / "server.log",
-    ).start()
+    cell = DemoCell(
+        workdir,
+        rate_hz=rate,
+        camera_size=(CAMERA["width"], CAMERA["height"]),
+        extra_config={"cameras.wrist": {**CAMERA, "view": "side"}},
+    )
     try:
-        yield f"tcp/127.0.0.1:{port}"
+        cell.start_rig()
+        cell.start_server()
+        cell.write_config()
+        (cell.data_dir / "edge.overlay.json").write_text(json.dumps({"loop": loop_settings}))
+        with _daemon_pythonpath():
+            cell.start_daemon()
+        cell.wait_arm()
+        _wait_streaming(cell)
+        time.sleep(2.0)  # settle: both cameras, a few chunks
+        before = cell.status()
+        pid = cell.daemon.proc.pid
+        load = os.getloadavg()[0]
+        with _peers(rate, seconds) as peers:
+            cpu0, t0 = _cpu_seconds(pid), time.monotonic()
+            episode = cell.client.post("/api/episode/start", json={"task": "bench"}).json()
+            while time.monotonic() - t0 < seconds:
+                time.sleep(0.5)
+                cell.status()  # the setup page polls like this
+            done = cell.client.post("/api/episode/stop").json()
+            cpu = (_cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+        load = max(load, os.getloadavg()[0])
+        after = cell.status()
     finally:
-        server.stop()
+        cell.stop()
+    reader = EpisodeReader(cell.data_dir / "episodes" / episode["episode_id"])
+    stamps = np.concatenate([b.column("timestamp").to_numpy() for b in reader.iter_batches()])
+    loop, inference = after["loop"], after["inference"]
+    return {
+        "periods": np.diff(stamps) * 1e6,
+        "late_p99": percentile(list(_lateness_us(stamps, rate)), 99),
+        "peers": {name: _stats(np.array(r["periods_us"]), rate) for name, r in peers.items()},
+        "peer_scheduling": {name: r["scheduling"] for name, r in peers.items()},
+        "load": load,
+        "cpu": cpu,
+        "got": _scheduling_obtained(loop),
+        "extra": f"inference {inference['state']}, "
+        f"{inference['chunks_merged'] - before['inference']['chunks_merged']} chunks; recorded "
+        f"{done['frames']} frames + {sum(done['camera_frames'].values())} JPEGs; faults "
+        f"{loop['faults'] - before['loop']['faults']}, recorder refused {after['recorder'].get('refused', 0)}",
+    }
 
 
-@contextlib.contextmanager
-def _arm(workdir: Path) -> Iterator[tuple[Any, str]]:
-    """The firmware on the HIL rig behind the real MCU driver, or an in-memory arm when the rig is missing."""
-    try:
-        from spinal_edge.mcu_arm import McuArm
-        from spinal_edge.settings import EdgeConfig
-        from spinal_hil.rig import SimulatedRig
-    except ImportError:
-        from spinal_edge.testing import KinematicArm
-
-        yield KinematicArm(), "in-memory arm"
-        return
-    (workdir / "rig").mkdir(parents=True, exist_ok=True)
-    with SimulatedRig(workdir=workdir / "rig") as rig:
-        # Tolerances of a busy PC, as in the demo: the firmware runs in an interpreter beside everything else.
-        config = EdgeConfig.model_validate(
-            {"data_dir": str(workdir), "robot": {"mcu_port": rig.host_port, "link_timeout_ms": 1000}}
-        )
-        arm = McuArm.from_config(config)
-        try:
-            yield arm, "firmware on the HIL rig"
-        finally:
-            arm.stop()
-
-
-def _loaded_loop(
-    rate: float, seconds: float, realtime: int, workdir: Path, endpoint: str | None
-) -> dict[str, Any]:
-    from spinal_edge.cameras import CameraSettings, SyntheticCamera
-    from spinal_edge.control.loop import ControlLoop
-    from spinal_edge.control.ports import RobotMode
-    from spinal_edge.engine_policy import EnginePolicy, build_engine
-    from spinal_edge.recorder import EpisodeRecorder
-    from spinal_edge.settings import EdgeConfig, RecordingSettings
-
-    with _arm(workdir) as (arm, arm_kind):
-        arm.start()
-        deadline = time.monotonic() + 30
-        while arm.latest_state() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        cameras = {}
-        for name, view in (("front", "front"), ("wrist", "side")):
-            cam = SyntheticCamera(
-                name, CameraSettings(kind="synthetic", width=640, height=480, fps=30, view=view)
-            )
-            cam.set_joint_source(lambda: None if arm.latest_state() is None else arm.latest_state().positions)
-            cameras[name] = cam
-        engine = policy = None
-        if endpoint is not None:
-            config = EdgeConfig.model_validate(
-                {
-                    "data_dir": str(workdir),
-                    "loop": {"rate_hz": rate},
-                    "inference": {
-                        "engine": "remote",
-                        "endpoints": [endpoint],
-                        "model_id": "spinal-demo-so101",
-                    },
-                }
-            )
-            engine = build_engine(config, camera_names=("front",))
-            policy = EnginePolicy(engine, "bench")
-        recorder = EpisodeRecorder(
-            workdir / "episodes",
-            RecordingSettings(min_free_mb=16),
-            fps=rate,
-            joint_names=SO101_JOINTS,
-            camera_sizes=lambda: {"front": (640, 480), "wrist": (640, 480)},
-        )
-        recorder.start()
-        loop = ControlLoop(
-            arm, cameras, rate_hz=rate, policy=policy, recorder=recorder, realtime_priority=realtime
-        )
-        for cam in cameras.values():
-            cam.start()
-        ready = False
-        if engine is not None:
-            engine.start()
-            ready = engine.wait_ready(60)
-        loop.start()
-        try:
-            if engine is not None:
-                loop.request_mode(RobotMode.POLICY, "bench")
-            episode = recorder.start_episode("bench")
-            time.sleep(2.0)  # settle: the first chunk, the cameras' first frames
-            if engine is not None:
-                loop.request_mode(RobotMode.POLICY, "bench")  # again, in case start-up load tripped a fault
-            chunks_before = engine.stats.chunks_merged if engine is not None else 0
-            loop.stats.reset()
-            faults_before = loop.faults
-            time.sleep(seconds)
-            periods = loop.stats.periods_us()
-            summary = loop.stats.summary(1e6 / rate)
-            stats = engine.stats if engine is not None else None
-            done = recorder.stop_episode()
-        finally:
-            loop.stop()
-            if engine is not None:
-                engine.stop()
-            for cam in cameras.values():
-                cam.stop()
-            recorder.stop()
-        shutil.rmtree(workdir / "episodes" / episode.episode_id, ignore_errors=True)
-        inference = "off (spinal-server not installed)"
-        if stats is not None:
-            inference = f"{stats.state.value}, {stats.chunks_merged - chunks_before} chunks in the window" + (
-                "" if ready else ", never ready"
-            )
-        return {
-            "periods": periods,
-            "late_p99": summary["late_us"].p99 if summary["late_us"] else float("nan"),
-            "work_p99": summary["work_us"].p99 if summary["work_us"] else float("nan"),
-            "extra": f"{arm_kind}; mode {loop.mode.value}; inference {inference}; recorded {done.frames} frames + "
-            f"{sum(done.camera_frames.values())} JPEGs; faults {loop.faults - faults_before}, "
-            f"refused {loop.frames_refused + loop.camera_frames_refused}",
-        }
-
-
-@contextlib.contextmanager
-def _process_priority(priority: int) -> Iterator[None]:
-    """Run the block with this thread (and every thread and process it starts) at SCHED_FIFO `priority`."""
-    import os
-
-    if not priority:
-        yield
-        return
-    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-    try:
-        yield
-    finally:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-
-
-def _realtime_allowed() -> bool:
-    from spinal_edge.control.timing import set_realtime_priority
-
-    result: list[str] = []
-    thread = threading.Thread(target=lambda: result.append(set_realtime_priority(10)))
-    thread.start()
-    thread.join()
-    return result == [""]
+def _scheduling_obtained(loop: dict[str, Any]) -> str:
+    if "realtime_priority" not in loop:
+        return "(not reported)" + (" refused" if loop.get("realtime_error") else "")
+    got = f"loop {loop['realtime_priority'] or 'normal'} / threads {loop['daemon_realtime_priority'] or 'normal'}"
+    return got + (", memory locked" if loop.get("memory_locked") else "")
 
 
 def _jitter_table(quick: bool) -> Table:
-    seconds = 3.0 if quick else 15.0
+    # p99 of n ticks is about the (n/100)-th worst: 20 s gives 600 ticks at 30 Hz, 2000 at 100 Hz.
+    seconds = QUICK_SECONDS if quick else FULL_SECONDS
     table = Table(
-        "Control-loop period jitter (us; jitter = |period - nominal|)",
+        "Control-loop period jitter of `spinal-edge run` (us; jitter = |period - nominal|)",
         [
-            "loop",
+            "loop asked for",
             "Hz",
             "ticks",
             "period p50",
             "jitter p50",
             "jitter p99",
             "jitter max",
-            "late p99",
-            "work p99",
+            "wake late p99",
+            "peer OTHER p99",
+            "peer FIFO p99",
             "p99 < 1 ms",
+            "load",
+            "daemon CPU",
+            "got",
             "what ran",
         ],
     )
-    # (loop thread priority, every other thread's priority): SCHED_OTHER; SCHED_FIFO for the loop alone; and
-    # the daemon's threads at SCHED_FIFO 1 under a SCHED_FIFO 50 loop ([loop] daemon_realtime_priority).
-    schedules = [(0, 0)] + ([(50, 0), (50, 1)] if _realtime_allowed() else [])
     workdir = Path(tempfile.mkdtemp(prefix="spinal-bench-edge-"))
     try:
-        with _demo_server(workdir) as endpoint:
-            for realtime, daemon_rt in schedules:
-                sched = "SCHED_OTHER"
-                if realtime:
-                    sched = f"SCHED_FIFO {realtime}" + (
-                        f", other threads FIFO {daemon_rt}" if daemon_rt else ""
-                    )
-                for rate in RATES:
-                    bare = _bare_loop(rate, seconds, realtime)
-                    _row(
-                        table,
-                        f"peer: bare sleep loop, SCHED_FIFO {realtime}"
-                        if realtime
-                        else "peer: bare sleep loop, SCHED_OTHER",
-                        rate,
-                        bare,
-                        "-",
-                        "-",
-                        "nothing else running",
-                    )
-                    with _process_priority(daemon_rt):
-                        loaded = _loaded_loop(rate, seconds, realtime, workdir, endpoint)
-                    _row(
-                        table,
-                        f"spinal-edge loop, {sched}",
-                        rate,
-                        loaded["periods"],
-                        loaded["late_p99"],
-                        loaded["work_p99"],
-                        loaded["extra"],
-                    )
+        for label, settings in SCHEDULES:
+            for rate in RATES:
+                cell_dir = (
+                    workdir
+                    / f"{settings['realtime_priority']}-{settings['daemon_realtime_priority']}-{rate:g}"
+                )
+                r = _measure(rate, settings, seconds, cell_dir)
+                s = _stats(r["periods"], rate)
+                table.add(
+                    label,
+                    f"{rate:g}",
+                    len(r["periods"]),
+                    round(s["period_p50"], 1),
+                    round(s["p50"], 1),
+                    round(s["p99"], 1),
+                    round(s["max"], 1),
+                    round(r["late_p99"], 1),
+                    round(r["peers"]["other"]["p99"], 1),
+                    round(r["peers"]["fifo"]["p99"], 1),
+                    "yes" if s["p99"] < 1000 else "no",
+                    round(r["load"], 1),
+                    f"{100 * r['cpu']:.0f}%",
+                    r["got"],
+                    r["extra"],
+                )
+                shutil.rmtree(cell_dir, ignore_errors=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    table.notes.append(
-        "Both loops sleep to absolute deadlines with 1 us timer slack; the daemon sets sys.setswitchinterval(0.5 ms)."
-    )
-    table.notes.append(
-        "On a shared, loaded machine the peer shows the scheduler's own noise; compare the rows of one rate and "
-        "schedule. With SCHED_FIFO for the loop alone, the loop still needs the GIL, which an MCU-link, inference "
-        "or HTTP thread may hold while the OS has descheduled it for another process; with the daemon's other "
-        "threads at SCHED_FIFO 1 that holder is not descheduled, and the wait is bounded by the 0.5 ms switch "
-        "interval."
-    )
+    daemon = os.environ.get("BENCH_EDGE_DAEMON_PYTHONPATH")
+    table.notes += [
+        f"Machine: {os.cpu_count()} CPUs, Linux {platform.release()}; load = the 1-minute load average at the "
+        "window (the machine is shared; compare a row with its own peers, measured at the same time).",
+        "From the recorded episode, every tick of the window: jitter = |period - nominal|; wake late = how far "
+        "each wake-up fell behind the period grid fitted to the window (its least late tick counts as on time).",
+        f"Peers: bare sleep-to-deadline loops in their own processes, SCHED_OTHER and SCHED_FIFO "
+        f"{PEER_FIFO_PRIORITY}, running during the same window.",
+        "got: the scheduling the daemon reports it obtained; daemon CPU: its CPU time over the window.",
+        f"{seconds:g} s per row{' (quick mode: a smoke run, p99 is near the max)' if quick else ''}; "
+        "p99 of n ticks is about the (n/100)-th worst period.",
+    ]
+    if daemon:
+        table.notes.append(f"Daemon code from {daemon} (BENCH_EDGE_DAEMON_PYTHONPATH).")
     return table
 
 
@@ -379,13 +329,4 @@ def _recorder_table(quick: bool) -> Table:
 
 
 def run(quick: bool = False) -> list[Table]:
-    import sys
-
-    from spinal_edge.runner import SWITCH_INTERVAL_S
-
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
-    try:
-        return [_jitter_table(quick), _recorder_table(quick)]
-    finally:
-        sys.setswitchinterval(previous)
+    return [_jitter_table(quick), _recorder_table(quick)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +124,21 @@ def test_teleop_mirrors_the_leader_onto_the_follower(rig_and_arm) -> None:
     finally:
         loop.stop()
     assert loop.mode is RobotMode.TELEOP and loop.faults == 0
+
+
+def test_hold_targets_carry_a_moving_joint_forward_by_the_state_age_capped() -> None:
+    from spinal_edge.mcu.messages import JointState, JointStatus, McuState, StateFlag
+    from spinal_edge.mcu_arm import _present_positions
+
+    joints = (
+        JointState(2000, 500, 0, 12.0, 30, JointStatus.OK),  # moving up at 500 ticks/s
+        JointState(3000, -400, 0, 12.0, 30, JointStatus.OK),  # moving down
+        JointState(4090, 900, 0, 12.0, 30, JointStatus.OK),  # would pass the encoder's end
+        JointState(1000, 0, 0, 12.0, 30, JointStatus.OK),  # still
+    )
+    state = McuState(1, 0, StateFlag(0), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, joints, received_at=100.0)
+    assert _present_positions(state, 100.1) == (2050, 2960, 4095, 1000)
+    assert _present_positions(state, 130.0) == (2100, 2920, 4095, 1000), (
+        "a stale STATE is carried 0.2 s at most"
+    )
+    assert _present_positions(dataclasses_replace(state, received_at=0.0), 130.0) == (2000, 3000, 4090, 1000)

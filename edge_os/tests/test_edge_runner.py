@@ -3,6 +3,7 @@ SIGTERM; a bad config or a taken port ends it with the one-sentence error."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -70,6 +71,12 @@ def test_ready_after_listening_watchdog_while_ticking_stopping_on_sigterm(tmp_pa
                 timeout=10,
             ).json()
             assert status["mcu"]["connected"] is False, "no MCU: the daemon still serves its API and says so"
+            loop = status["loop"]
+            if loop["realtime_error"]:  # real-time is on by default where Linux allows it
+                assert "LimitRTPRIO" in loop["realtime_error"] or "LimitMEMLOCK" in loop["realtime_error"]
+            else:
+                assert (loop["realtime_priority"], loop["daemon_realtime_priority"]) == (50, 1)
+                assert loop["memory_locked"] is True
             proc.send_signal(signal.SIGTERM)
             messages = []
             while "STOPPING=1" not in messages:
@@ -81,6 +88,8 @@ def test_ready_after_listening_watchdog_while_ticking_stopping_on_sigterm(tmp_pa
                 proc.wait(30)
     _out, err = proc.communicate()
     assert token not in err, "the token never reaches the log"
+    ready = [json.loads(line) for line in err.splitlines() if '"msg":"ready"' in line]
+    assert ready and ready[0]["frozen_objects"] > 10_000, "the start-up heap is out of the collector's reach"
 
 
 def test_a_bad_config_exits_with_the_sentence(tmp_path: Path) -> None:

@@ -228,7 +228,7 @@ def test_pull_every_converts_along_the_way_and_at_the_end(device: ServedDaemon, 
     result = session.run()
     assert result.ended_by is EndedBy.DONE
     assert "in the background" in lines.getvalue()
-    assert result.sync is not None and result.sync.ok
+    assert result.sync is not None and result.sync.ok, result.sync
     report = validate_dataset(tmp_path / "ds")
     assert report.ok and report.checked["episodes"] == 3
 
@@ -240,7 +240,7 @@ def test_resume_numbers_episodes_after_the_existing_ones(device: ServedDaemon, t
     result = resumed.run()
     assert [e.number for e in result.kept] == [1, 2, 3]
     assert "episode 2/3: recording" in lines.getvalue()
-    assert DatasetReader(tmp_path / "ds").info["total_episodes"] == 3
+    assert DatasetReader(tmp_path / "ds").info["total_episodes"] == 3, result.sync
     nothing_left, lines = _session(device, tmp_path, episodes=2, resume=True)
     assert len(nothing_left.run().kept) == 3
     assert "nothing left to record" in lines.getvalue()

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 from spinal_edge import __version__
 from spinal_edge.arm import Arm
 from spinal_edge.cameras import CameraFrame, CameraSource
+from spinal_edge.control.gil import GilHandoff
 from spinal_edge.control.loop import ControlLoop
 from spinal_edge.control.ports import PolicyPort, RobotMode
+from spinal_edge.control.scheduling import ProcessScheduling
 from spinal_edge.errors import DeviceError, ModeError
 from spinal_edge.live_cameras import apply_camera_changes
 from spinal_edge.settings import EdgeConfig
@@ -68,7 +70,12 @@ class EdgeDaemon:
             warnings=self.warnings,
             state_stale_ms=config.robot.state_stale_ms,
             realtime_priority=config.loop.realtime_priority,
+            cpus=config.loop.cpus,
+            gil_handoff=_gil_handoff(config),
+            warn_realtime_refused=config.loop.realtime_explicit,
         )
+        # What `spinal-edge run` obtained for the rest of the process (daemon threads' priority, locked memory).
+        self.process_scheduling = ProcessScheduling()
         self.task = config.inference.task
         self._mode_lock = threading.Lock()
         self._started_mono = time.monotonic()
@@ -267,7 +274,12 @@ class EdgeDaemon:
                     k: None if v is None else {"p50": v.p50, "p99": v.p99, "max": v.max}
                     for k, v in timing.items()
                 },
-                "realtime_error": loop.realtime_error,
+                "realtime_priority": loop.thread_priority,
+                "daemon_realtime_priority": self.process_scheduling.daemon_priority,
+                "memory_locked": self.process_scheduling.memory_locked,
+                "realtime_error": "; ".join(
+                    e for e in (loop.realtime_error, *self.process_scheduling.errors) if e
+                ),
             },
             # A copy: the setup page may swap cameras meanwhile (spinal_edge.live_cameras).
             "cameras": {name: dataclasses.asdict(cam.stats()) for name, cam in dict(self.cameras).items()},
@@ -313,6 +325,8 @@ class EdgeDaemon:
         restart = [
             section for section in ("http", "robot", "log") if getattr(new, section) != getattr(old, section)
         ]
+        if new.loop.model_copy(update={"rate_hz": 0.0}) != old.loop.model_copy(update={"rate_hz": 0.0}):
+            restart.append("loop")  # scheduling is set up once, at start
         if _inference_changed(old, new):
             restart.append("inference")
         if restart:
@@ -320,6 +334,11 @@ class EdgeDaemon:
                 "restart_required",
                 f"changed settings in {', '.join(sorted(set(restart)))} take effect after a daemon restart",
             )
+
+
+def _gil_handoff(config: EdgeConfig) -> GilHandoff | None:
+    wake_us = config.loop.wake_switch_interval_us
+    return GilHandoff(wake_s=wake_us / 1e6) if wake_us else None
 
 
 def _inference_changed(old: EdgeConfig, new: EdgeConfig) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from spinal_edge.warnings_log import WarningLog
 log = logging.getLogger(__name__)
 
 _FIRMWARE_DEFAULT_RATE_HZ = 200
+_HOLD_EXTRAPOLATION_MAX_S = 0.2  # older STATE is not carried forward further: a stalled link says little
 
 
 class McuArm:
@@ -153,7 +155,7 @@ class McuArm:
             return
         if raw.holding:
             self.link.acknowledge_hold()
-        self.link.send_targets(raw.positions)
+        self.link.send_targets(_present_positions(raw, time.monotonic()))
 
     def keepalive(self) -> None:
         self.link.heartbeat()
@@ -263,3 +265,10 @@ def _load_calibration(path, use_degrees: bool, warnings: WarningLog, which: str)
         return ArmCalibration.load(path, use_degrees=use_degrees)
     except CalibrationError as exc:
         raise DeviceError(str(exc)) from None
+
+
+def _present_positions(state: McuState, now: float) -> tuple[int, ...]:
+    """Where each joint is now: the last STATE's positions carried forward by their velocities for the STATE's
+    age (capped), so a hold of a moving arm stops it where it is instead of pulling it back to where it was."""
+    age = min(max(now - state.received_at, 0.0), _HOLD_EXTRAPOLATION_MAX_S) if state.received_at else 0.0
+    return tuple(int(min(max(round(j.position + j.velocity * age), 0), 4095)) for j in state.joints)

@@ -1,7 +1,8 @@
 """`spinal-edge run`: the process around the daemon — HTTP server, systemd notify and watchdog, signals.
 
 READY=1 goes out once the HTTP socket listens; WATCHDOG=1 pings continue only while the control loop ticks,
-so a stuck loop gets the service restarted. SIGTERM/SIGINT hold the arm and stop everything in order.
+so a stuck loop gets the service restarted. SIGTERM/SIGINT hold the arm and stop everything in order. Start-up
+ends with the real-time set-up of edge_os/docs/realtime.md (frozen heap, thread priorities, locked memory).
 """
 
 from __future__ import annotations
@@ -20,17 +21,16 @@ import uvicorn
 from spinal_edge.api.app import create_app
 from spinal_edge.api.auth import load_or_create_token
 from spinal_edge.config_file import load_config_file
+from spinal_edge.control.gil import freeze_heap
+from spinal_edge.control.scheduling import schedule_daemon_threads
 from spinal_edge.daemon import EdgeDaemon
 from spinal_edge.errors import ConfigError, EdgeError
 from spinal_edge.logs import setup_logging
 from spinal_edge.sdnotify import SystemdNotifier
+from spinal_edge.settings import LoopSettings
 from spinal_edge.settings_store import SettingsStore
 
 log = logging.getLogger(__name__)
-
-# The GIL is handed over at most this often (default 5 ms): the control loop waking from its sleep must not
-# wait that long behind a thread running Python code (HTTP, inference worker).
-SWITCH_INTERVAL_S = 0.0005
 
 
 class HttpServer:
@@ -70,7 +70,8 @@ class HttpServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         self.server.should_exit = True
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout)
         self.socket.close()
 
 
@@ -118,7 +119,6 @@ def run(config_path: Path, *, build: Callable[[SettingsStore], EdgeDaemon] | Non
         print(f"spinal-edge: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.log.level, json_lines=config.log.json_lines)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     store = SettingsStore(raw, source=str(config_path))
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -131,14 +131,6 @@ def run(config_path: Path, *, build: Callable[[SettingsStore], EdgeDaemon] | Non
             file=sys.stderr,
         )
         return 2
-
-    # Threads inherit the scheduling of the thread that creates them: set it before any part starts, so a
-    # thread holding the GIL is not pushed aside by other processes while the loop waits for it.
-    from spinal_edge.control.timing import set_realtime_priority
-
-    realtime_error = set_realtime_priority(store.config.loop.daemon_realtime_priority)
-    if realtime_error:
-        log.warning("daemon threads keep normal scheduling", extra={"error": realtime_error})
 
     if build is None:
         from spinal_edge.assembly import build_daemon
@@ -156,23 +148,31 @@ def run(config_path: Path, *, build: Callable[[SettingsStore], EdgeDaemon] | Non
 
     try:
         daemon = build(store)
+        app = create_app(daemon, token=token, public_metrics=store.config.http.public_metrics)
+        http = HttpServer(app, store.config.http.host, store.config.http.port)
     except EdgeError as exc:
         log.error("the daemon cannot be built", extra={"error": str(exc)})
         print(f"spinal-edge: {exc}", file=sys.stderr)
         return 2
-    if realtime_error:
-        daemon.warnings.add("realtime_refused", realtime_error)
-    http: HttpServer | None = None
+    # The one full garbage collection of the start-up heap happens now, before the loop runs; afterwards no
+    # collection walks those objects again (a pause of tens of milliseconds each time otherwise).
+    frozen = freeze_heap(collect=True)
     watchdog = LoopWatchdog(notifier, lambda: daemon.loop.stats.ticks)
     try:
         daemon.start()
-        app = create_app(daemon, token=token, public_metrics=store.config.http.public_metrics)
-        http = HttpServer(app, store.config.http.host, store.config.http.port)
         http.start()
         watchdog.start()
+        frozen = freeze_heap(collect=False)  # what starting made (threads, sessions, the HTTP server)
+        _schedule(daemon, store.config.loop)
         notifier.ready(f"listening on {store.config.http.host}:{http.port}")
         log.info(
-            "ready", extra={"host": store.config.http.host, "port": http.port, "mode": daemon.loop.mode.value}
+            "ready",
+            extra={
+                "host": store.config.http.host,
+                "port": http.port,
+                "mode": daemon.loop.mode.value,
+                "frozen_objects": frozen,
+            },
         )
         stop.wait()
     except EdgeError as exc:
@@ -182,8 +182,29 @@ def run(config_path: Path, *, build: Callable[[SettingsStore], EdgeDaemon] | Non
     finally:
         notifier.stopping()
         watchdog.stop()
-        if http is not None:
-            http.stop()
+        http.stop()
         daemon.stop()
         log.info("stopped")
     return 0
+
+
+def _schedule(daemon: EdgeDaemon, loop: LoopSettings) -> None:
+    """Real-time scheduling for the daemon's threads and memory, as configured; a refusal is never fatal."""
+    result = schedule_daemon_threads(loop.daemon_priority, loop.lock_memory)
+    daemon.process_scheduling = result
+    for error in result.errors:
+        log.info("real-time set-up incomplete", extra={"reason": error})
+    daemon.loop.wait_prepared(timeout=5.0)
+    refusals = [e for e in (daemon.loop.realtime_error, *result.errors) if e]
+    if refusals and loop.realtime_explicit:
+        # One warning naming every refusal: warnings of one code in a row merge, keeping the last message only.
+        daemon.warnings.add("realtime_refused", "; ".join(refusals))
+    log.info(
+        "scheduling",
+        extra={
+            "loop_priority": daemon.loop.thread_priority,
+            "daemon_priority": result.daemon_priority,
+            "threads_promoted": result.threads_promoted,
+            "memory_locked": result.memory_locked,
+        },
+    )

@@ -103,27 +103,54 @@ class RobotSettings(_Section):
 
 
 class LoopSettings(_Section):
-    """The control loop."""
+    """The control loop and its real-time scheduling (edge_os/docs/realtime.md)."""
 
     rate_hz: float = _field(30.0, "set it between 1 and 100 (Hz)", ge=1.0, le=100.0)
     realtime_priority: int = _field(
-        0, "set it to 0 (normal scheduling) or a SCHED_FIFO priority between 1 and 99", ge=0, le=99
+        50, "set it to 0 (normal scheduling) or a SCHED_FIFO priority between 1 and 99", ge=0, le=99
     )
     daemon_realtime_priority: int = _field(
-        0,
+        1,
         "set it to 0 or a SCHED_FIFO priority below realtime_priority (e.g. 1) for the daemon's other threads",
         ge=0,
         le=98,
     )
+    lock_memory: bool = _field(True, "set it to true (keep the daemon's memory in RAM) or false")
+    cpus: tuple[int, ...] = _field((), "list CPU numbers for the loop thread, e.g. [3], or leave it empty")
+    wake_switch_interval_us: int = _field(
+        100,
+        "set it between 20 and 5000 microseconds, or 0 to leave Python's switch interval alone",
+        ge=0,
+        le=5000,
+    )
 
     @model_validator(mode="after")
     def _loop_outranks_the_rest(self) -> LoopSettings:
-        if self.daemon_realtime_priority and self.daemon_realtime_priority >= self.realtime_priority:
+        explicit = "daemon_realtime_priority" in self.model_fields_set or self.realtime_priority
+        if (
+            explicit
+            and self.daemon_realtime_priority
+            and self.daemon_realtime_priority >= self.realtime_priority
+        ):
             raise ValueError(
                 "daemon_realtime_priority must be below realtime_priority (the loop must outrank the other threads);"
                 " set realtime_priority higher, e.g. 50"
             )
+        if 0 < self.wake_switch_interval_us < 20:
+            raise ValueError("wake_switch_interval_us below 20 switches threads more often than it helps")
+        if any(cpu < 0 for cpu in self.cpus) or len(set(self.cpus)) != len(self.cpus):
+            raise ValueError("cpus must list distinct CPU numbers from 0 up")
         return self
+
+    @property
+    def daemon_priority(self) -> int:
+        """The daemon threads' priority in effect: none when the loop itself runs under normal scheduling."""
+        return self.daemon_realtime_priority if self.realtime_priority else 0
+
+    @property
+    def realtime_explicit(self) -> bool:
+        """Real-time settings were written in the config: a refusal is then a warning, not just a status field."""
+        return bool({"realtime_priority", "daemon_realtime_priority", "lock_memory"} & self.model_fields_set)
 
 
 class CameraSettings(_Section):

@@ -117,6 +117,9 @@ class LoopStatus(BaseModel):
     jitter_us: Percentiles | None
     late_us: Percentiles | None
     work_us: Percentiles | None
+    realtime_priority: int = 0  # SCHED_FIFO priority of the loop thread (0: normal scheduling)
+    daemon_realtime_priority: int = 0  # of the daemon's other threads
+    memory_locked: bool = False
     realtime_error: str
 
 

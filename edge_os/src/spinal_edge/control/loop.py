@@ -9,20 +9,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from spinal_edge.arm import Arm
+from spinal_edge.cameras.frames import CameraFrame
 from spinal_edge.cameras.source import CameraSource
+from spinal_edge.control.gil import GilHandoff
 from spinal_edge.control.ports import ActionOrigin, PolicyPort, RecorderPort, RobotMode
-from spinal_edge.control.timing import (
-    Deadlines,
-    TickStats,
+from spinal_edge.control.scheduling import (
+    pin_thread,
+    realtime_priority_of,
     set_realtime_priority,
-    sleep_until,
     tighten_timer_slack,
 )
+from spinal_edge.control.timing import Deadlines, TickStats, sleep_until
 from spinal_edge.warnings_log import WarningLog
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,9 @@ class ControlLoop:
         warnings: WarningLog | None = None,
         state_stale_ms: float = 500.0,
         realtime_priority: int = 0,
+        cpus: Sequence[int] = (),
+        gil_handoff: GilHandoff | None = None,
+        warn_realtime_refused: bool = True,
     ) -> None:
         self.arm = arm
         self.cameras = dict(cameras)
@@ -62,6 +67,9 @@ class ControlLoop:
         self._new_rate: float | None = None
         self._stale_ns = int(state_stale_ms * 1e6)
         self._realtime_priority = realtime_priority
+        self._cpus = tuple(cpus)
+        self._handoff = gil_handoff
+        self._warn_realtime_refused = warn_realtime_refused
         self._mode = RobotMode.IDLE
         self._requested: tuple[RobotMode, str] | None = None
         self._applied = threading.Event()
@@ -80,6 +88,10 @@ class ControlLoop:
         self.policy_holds = 0
         self.observations_without_cameras = 0
         self.realtime_error = ""
+        self.affinity_error = ""
+        self.thread_priority = 0  # the SCHED_FIFO priority the loop thread got (0: normal scheduling)
+        self.native_id: int | None = None
+        self._prepared = threading.Event()
         self._deadlines: Deadlines | None = None
 
     # -- control from other threads ------------------------------------------------------------------
@@ -124,6 +136,10 @@ class ControlLoop:
         self._thread = threading.Thread(target=self._run, name="control-loop", daemon=True)
         self._thread.start()
 
+    def wait_prepared(self, timeout: float) -> bool:
+        """Wait until the loop thread has set up its scheduling (`realtime_error`, `thread_priority` are final)."""
+        return self._prepared.wait(timeout)
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -133,17 +149,43 @@ class ControlLoop:
     # -- the loop --------------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        self._prepare_thread()
+        handoff = self._handoff
+        if handoff is not None:
+            handoff.begin()
+        try:
+            self._ticks(handoff)
+        finally:
+            if handoff is not None:
+                handoff.end()
+
+    def _prepare_thread(self) -> None:
+        """Timer slack, SCHED_FIFO and CPU pinning for the loop thread; a refusal leaves normal scheduling."""
+        self.native_id = threading.get_native_id()
         tighten_timer_slack()
         self.realtime_error = set_realtime_priority(self._realtime_priority)
+        self.thread_priority = realtime_priority_of()
         if self.realtime_error:
-            self.warnings.add("realtime_refused", self.realtime_error)
+            if self._warn_realtime_refused:
+                self.warnings.add("realtime_refused", self.realtime_error)
+            log.info("control loop keeps normal scheduling", extra={"reason": self.realtime_error})
+        self.affinity_error = pin_thread(self._cpus)
+        if self.affinity_error:
+            self.warnings.add("loop_cpus_refused", self.affinity_error)
+        self._prepared.set()
+
+    def _ticks(self, handoff: GilHandoff | None) -> None:
         clock = time.monotonic_ns
         deadlines = self._deadlines = Deadlines(int(1e9 / self._rate_hz), clock())
         previous_ns: int | None = None
         while not self._stop.is_set():
             due = deadlines.next_ns
+            if handoff is not None:
+                handoff.before_sleep()
             sleep_until(due)
             woke = clock()
+            if handoff is not None:
+                handoff.after_wake()
             try:
                 self.tick(woke)
             except Exception:
@@ -184,16 +226,14 @@ class ControlLoop:
         recorder = self.recorder
         recording = recorder is not None and recorder.recording
         images: dict[str, bytes] = {}
+        new_frames: list[CameraFrame] = []
         for name, camera in self.cameras.items():
             frame = camera.slot.read()
             if frame is None:
                 continue
             images[name] = frame.jpeg
             if recording and frame.index != self._last_camera_index.get(name):
-                if recorder.offer_camera_frame(frame):  # type: ignore[union-attr]
-                    self.camera_frames_offered += 1
-                else:
-                    self.camera_frames_refused += 1
+                new_frames.append(frame)
             self._last_camera_index[name] = frame.index
 
         action: np.ndarray | None = None
@@ -224,6 +264,12 @@ class ControlLoop:
         else:
             self.arm.keepalive()
 
+        # The recorder last: targets leave first, and the writer thread it wakes does not compete with the tick.
+        for frame in new_frames:
+            if recorder.offer_camera_frame(frame):  # type: ignore[union-attr]
+                self.camera_frames_offered += 1
+            else:
+                self.camera_frames_refused += 1
         if recording and state is not None:
             # A tick without a new target records the target the arm is still moving to (or its position).
             recorded = action if action is not None else self._last_target

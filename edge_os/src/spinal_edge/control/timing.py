@@ -5,10 +5,7 @@ The loop thread writes one sample per tick into preallocated rings; readers comp
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -16,8 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 log = logging.getLogger(__name__)
-
-_PR_SET_TIMERSLACK = 29
 
 
 class Deadlines:
@@ -56,26 +51,6 @@ def sleep_until(deadline_ns: int, clock=time.monotonic_ns) -> None:  # type: ign
     remaining = deadline_ns - clock()
     if remaining > 0:
         time.sleep(remaining / 1e9)
-
-
-def tighten_timer_slack() -> bool:
-    """Ask Linux to wake this thread within 1 us of its timers instead of the default 50 us slack."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def set_realtime_priority(priority: int) -> str:
-    """Run the calling thread under SCHED_FIFO at `priority` (1..99); returns "" or why it was not possible."""
-    if priority <= 0:
-        return ""
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-    except (OSError, AttributeError) as exc:
-        return f"SCHED_FIFO priority {priority} was refused ({exc}); give the service CAP_SYS_NICE"
-    return ""
 
 
 @dataclass(frozen=True, slots=True)
