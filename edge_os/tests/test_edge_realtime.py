@@ -274,9 +274,14 @@ def test_spinal_edge_run_without_real_time_permission_runs_and_says_what_it_got(
         wait_for(lambda: proc.poll() is not None or token_path.exists(), timeout=120, interval=0.1)
         assert proc.poll() is None, "the daemon must not exit when real-time is refused"
         token = token_path.read_text().strip()
-        status = wait_for(
-            lambda: proc.poll() is None and _daemon_status(port, token), timeout=120, interval=0.2
-        )
+
+        def set_up() -> dict | None:
+            # The HTTP server answers before the daemon's threads and memory are set up (they include its
+            # threads): wait for the memory lock's outcome, which comes last.
+            status = proc.poll() is None and _daemon_status(port, token)
+            return status if status and "memory" in status["loop"]["realtime_error"] else None
+
+        status = wait_for(set_up, timeout=120, interval=0.2)
     finally:
         stop_process(proc, timeout=60)
     loop = status["loop"]

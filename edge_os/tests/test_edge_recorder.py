@@ -245,7 +245,12 @@ def test_the_loop_records_its_ticks_and_the_cameras_frames(tmp_path: Path) -> No
         loop.request_mode(RobotMode.TELEOP, "test")
         arm.set_leader(np.array([5.0, 5, 5, 5, 5, 50]))
         rec.start_episode("mirror")
-        wait_for(lambda: loop.frames_offered >= 40 and loop.camera_frames_offered >= 10, timeout=20)
+
+        def written() -> bool:  # what the episode holds, not what the loop offered before it started
+            live = rec.current()
+            return live is not None and live.frames >= 40 and live.camera_frames.get("front", 0) >= 10
+
+        wait_for(written, timeout=20)
         done = rec.stop_episode()
     finally:
         loop.stop()

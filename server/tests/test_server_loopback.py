@@ -306,7 +306,8 @@ def test_drain_finishes_the_in_flight_request_then_tells_the_client(tiny_model: 
         drained.start()
         wait_until(lambda: rs.server.draining, what="draining flag")
         assert client.status().draining  # the control plane still answers, and says so
-        assert not client.server_alive()  # the liveliness token went first
+        # The liveliness token goes first, right after the flag (its drop reaches the client a moment later).
+        wait_until(lambda: not client.server_alive(), what="the liveliness token dropped")
         assert drained.is_alive()  # waiting for the forward in flight
         gate.release.set()
         drained.join(20)

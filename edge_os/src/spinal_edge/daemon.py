@@ -20,6 +20,7 @@ from spinal_edge.control.loop import ControlLoop
 from spinal_edge.control.ports import PolicyPort, RobotMode
 from spinal_edge.control.scheduling import ProcessScheduling
 from spinal_edge.errors import DeviceError, ModeError
+from spinal_edge.live_cameras import apply_camera_changes
 from spinal_edge.settings import EdgeConfig
 from spinal_edge.settings_store import SettingsStore
 from spinal_edge.warnings_log import WarningLog
@@ -280,7 +281,8 @@ class EdgeDaemon:
                     e for e in (loop.realtime_error, *self.process_scheduling.errors) if e
                 ),
             },
-            "cameras": {name: dataclasses.asdict(cam.stats()) for name, cam in self.cameras.items()},
+            # A copy: the setup page may swap cameras meanwhile (spinal_edge.live_cameras).
+            "cameras": {name: dataclasses.asdict(cam.stats()) for name, cam in dict(self.cameras).items()},
             "mcu": {
                 "connected": self.arm.connected,
                 "joint_names": list(self.arm.joint_names),
@@ -317,10 +319,11 @@ class EdgeDaemon:
             self.set_task(new.inference.task)
         if self.recorder is not None and new.recording != old.recording:
             self.recorder.settings = new.recording
+        if new.cameras != old.cameras:
+            with self._mode_lock:  # no mode change (and so no engine swap) meanwhile
+                apply_camera_changes(self, old, new)
         restart = [
-            section
-            for section in ("http", "robot", "cameras", "log")
-            if getattr(new, section) != getattr(old, section)
+            section for section in ("http", "robot", "log") if getattr(new, section) != getattr(old, section)
         ]
         if new.loop.model_copy(update={"rate_hz": 0.0}) != old.loop.model_copy(update={"rate_hz": 0.0}):
             restart.append("loop")  # scheduling is set up once, at start

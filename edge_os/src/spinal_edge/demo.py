@@ -272,22 +272,14 @@ json_lines = true
     def stop_daemon(self) -> int | None:
         return self.daemon.stop() if self.daemon is not None else None
 
-    def wait_arm(self, timeout: float = 120.0, *, power_cycles: int = 3) -> None:
-        """Wait until the daemon drives the configured arm. A simulated Pico whose boot-time bus scan missed a
-        servo (a starved simulator on a busy PC) is power-cycled, as a person would replug a real one."""
+    def wait_arm(self, timeout: float = 120.0) -> None:
+        """Wait until the daemon drives the configured arm. (A servo the MCU's boot scan missed is found by the
+        driver's rescan: no power cycle needed.)"""
         deadline = time.monotonic() + timeout
         while True:
             mcu = self.status()["mcu"]
             if mcu["connected"] and mcu["positions"] is not None:
                 return
-            if "SERVO_MISSING" in str(mcu["link"].get("last_error", "")) and power_cycles > 0:
-                power_cycles -= 1
-                print(
-                    "spinal demo: the simulated MCU missed a servo at boot; power-cycling it", file=sys.stderr
-                )
-                self.rig.restart_firmware()
-                time.sleep(2.0)
-                continue
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the arm did not come up within {timeout} s: {mcu['link']}")
             time.sleep(0.1)

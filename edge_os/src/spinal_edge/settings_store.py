@@ -29,15 +29,29 @@ _MAX_OVERLAY_BYTES = 1 << 20
 
 SettingsListener = Callable[[EdgeConfig, EdgeConfig], None]
 
+#: A saved value that removes the key from edge.toml's table too (null only drops a saved value): a camera
+#: renamed on the setup page must not come back under its old name from the config file.
+REMOVED: dict[str, Any] = {"$removed": True}
 
-def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """`base` updated by `patch`, recursing into tables; a None value in `patch` removes the key."""
+
+def is_removed(value: Any) -> bool:
+    return isinstance(value, dict) and value == REMOVED
+
+
+def deep_merge(base: dict[str, Any], patch: dict[str, Any], *, keep_removals: bool = False) -> dict[str, Any]:
+    """`base` updated by `patch`, recursing into tables; a None value in `patch` removes the key, and so does
+    REMOVED (kept as the value instead with `keep_removals`, which is how the overlay remembers it)."""
     out = copy.deepcopy(base)
     for key, value in patch.items():
         if value is None:
             out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
+        elif is_removed(value):
+            if keep_removals:
+                out[key] = dict(REMOVED)
+            else:
+                out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict) and not is_removed(out[key]):
+            out[key] = deep_merge(out[key], value, keep_removals=keep_removals)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -108,7 +122,7 @@ class SettingsStore:
                     field=key,
                 )
         with self._lock:
-            overlay = deep_merge(self._overlay, patch)
+            overlay = deep_merge(self._overlay, patch, keep_removals=True)
             new = self._validated(overlay, source="settings")
             write_json_atomic(self.overlay_path, overlay, sort_keys=True, mode=0o600, make_parents=True)
             old, self._overlay, self._config = self._config, overlay, new

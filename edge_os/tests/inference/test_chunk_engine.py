@@ -245,6 +245,34 @@ def test_pause_stops_requests_but_heartbeats_go_on(engine_factory, scripted, str
     waiter(lambda: len(scripted.requests) == 2, what="a request after resume")
 
 
+def test_paused_before_any_chunk_keeps_its_session_until_the_server_is_gone(
+    engine_factory, scripted, waiter, clock
+):
+    e = engine_factory(start=False)
+    e.pause()  # e.g. the daemon starts idle: no observation, no chunk
+    e.start()
+    waiter(lambda: e.ready, what="the first session")
+    for _ in range(12):  # three times reconnect_after_s
+        beats = len(scripted.heartbeats)
+        clock.advance(1.0)
+        waiter(lambda b=beats: len(scripted.heartbeats) > b, what="a heartbeat while paused")
+    assert scripted.opens == 1 and e.stats.reconnects == 0 and e.ready
+    assert scripted.heartbeats[-1].paused and e.state is S.CONNECTING
+    scripted.set_link(LinkStatus(server_present=False, detail="server liveliness token dropped"))
+    for _ in range(3):  # the worker sees the server gone at the earliest now: 3 s is too early to give up
+        beats = len(scripted.heartbeats)
+        clock.advance(1.0)
+        waiter(lambda b=beats: len(scripted.heartbeats) > b, what="a heartbeat with the server gone")
+        assert scripted.opens == 1 and e.state is not S.RECONNECTING
+    for _ in range(5):
+        beats = len(scripted.heartbeats)
+        clock.advance(1.0)
+        waiter(lambda b=beats: len(scripted.heartbeats) > b or e.state is S.RECONNECTING, what="a pass")
+        if e.state is S.RECONNECTING:
+            break
+    assert e.state is S.RECONNECTING and e.stats.state_entries.get("reconnecting") == 1
+
+
 def test_bad_observations_and_bad_chunks_are_counted_not_used(engine_factory, scripted, waiter, ramp):
     e = engine_factory()
     e.notify_observation(RobotObservation(state=np.zeros(4), images={"front": np.zeros((8, 8, 3), np.uint8)}))

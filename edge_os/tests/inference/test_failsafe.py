@@ -98,6 +98,28 @@ def test_offline_past_max_offline_s_means_dead_but_a_pause_freezes_the_budget(fs
     assert fsm.state is S.DEAD and fsm.dead_reason == "offline 60 s"
 
 
+def test_a_paused_engine_that_never_got_a_chunk_keeps_its_session(fsm: FailSafe):
+    fsm.paused(0.2)  # offline since start (no chunk ever), but nothing is asked for
+    for t in (4.1, 40.0, 400.0):
+        assert not fsm.should_reconnect(t)
+    assert not fsm.should_die(400.0)
+    fsm.resumed(400.0)  # asking again: the offline budget starts now
+    assert not fsm.should_reconnect(403.9)
+    assert fsm.should_reconnect(404.0)
+
+
+def test_a_paused_engine_reconnects_only_once_the_server_is_gone_for_reconnect_after_s(fsm: FailSafe):
+    streaming(fsm)
+    fsm.paused(1.0)
+    fsm.server_lost(10.0, "server liveliness token dropped")
+    fsm.server_present(12.0)  # a blip: back in time
+    assert not fsm.should_reconnect(30.0)
+    fsm.server_lost(30.0, "server liveliness token dropped")
+    fsm.server_lost(31.0, "still gone")  # reported every worker pass: the first instant counts
+    assert not fsm.should_reconnect(33.9)
+    assert fsm.should_reconnect(34.0)
+
+
 def test_dead_is_terminal(fsm: FailSafe):
     streaming(fsm)
     fsm.die(1.0, "contract violation")

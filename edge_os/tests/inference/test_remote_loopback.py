@@ -116,8 +116,16 @@ def test_a_chunk_answering_the_old_episode_is_never_merged(server, engines, wait
         e = started(engines, server, endpoint=proxy.endpoint)
         assert e.wait_ready(20)
         proxy.set(Impairment(delay_s=0.3))  # 0.6 s round trip: the reset lands while the chunk flies
+        registry = server.server.metrics.registry
+        served_before = registry.get_sample_value("spinal_server_requests_total") or 0.0
         e.notify_observation(obs_front())
         waiter(lambda: e.stats.requests == 1)
+        # Reset once the server has answered (its chunk is then 0.3 s out on the wire): a reset that reached the
+        # server first would empty its mailbox, and no old chunk would ever come.
+        waiter(
+            lambda: (registry.get_sample_value("spinal_server_requests_total") or 0.0) > served_before,
+            what="the server answering the old episode's observation",
+        )
         assert e.reset(wait_s=10)
         e.notify_observation(obs_front())
         waiter(lambda: e.stats.chunks_merged == 1, timeout=20, what="the new episode's chunk")

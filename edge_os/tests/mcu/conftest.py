@@ -38,6 +38,11 @@ def fake_mcu(tmp_path: Path) -> Iterator[FakeMcu]:
         mcu.stop()
 
 
+# CONFIG payload: <HHBB> (joint count last), then 7 bytes per joint starting with its servo id.
+_CONFIG_JOINTS_AT = 5
+_CONFIG_JOINT_BYTES = 7
+
+
 class FakeMcu:
     def __init__(
         self, path: Path, *, joints: int = 6, protocol_version: int = 1, boot_id: int = 0x1111
@@ -53,6 +58,8 @@ class FakeMcu:
         self.hold = False
         self.estop = False
         self.positions = [2048] * joints
+        self.found: list[int] = list(range(1, joints + 1))
+        """The ids HELLO_REPLY lists; an accepted CONFIG adds its own (the firmware pings them then)."""
         self.reject: dict[int, tuple[int, bytes]] = {}
         """msg type -> (error code, message) to answer with ERROR instead of ACK."""
         self.corrupt_next = 0
@@ -190,9 +197,7 @@ class FakeMcu:
     def _answer(self, msg_type: int, seq: int, payload: bytes) -> None:
         if msg_type == MsgType.HELLO:
             hello = struct.pack("<BBBBHHBB", self.protocol_version, 0, 1, 0, self.boot_id, 200, 8, 1)
-            self._send(
-                MsgType.HELLO_REPLY, hello + bytes([self.joints, *range(1, self.joints + 1)]) + b"\x04fake"
-            )
+            self._send(MsgType.HELLO_REPLY, hello + bytes([len(self.found), *self.found]) + b"\x04fake")
             return
         if msg_type in (MsgType.TARGETS, MsgType.HEARTBEAT):
             if msg_type == MsgType.TARGETS and self.torque and not self.hold:
@@ -204,6 +209,8 @@ class FakeMcu:
             return
         if msg_type == MsgType.CONFIG:
             self.configured = True
+            ids = payload[_CONFIG_JOINTS_AT + 1 :: _CONFIG_JOINT_BYTES][: payload[_CONFIG_JOINTS_AT]]
+            self.found = sorted(set(self.found) | set(ids))
         elif msg_type == MsgType.TORQUE:
             self.torque = bool(payload[0])
         elif msg_type == MsgType.ESTOP:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import struct
 import threading
 import time
@@ -22,7 +23,7 @@ from spinal_edge.mcu import (
     MsgType,
     StateFlag,
 )
-from spinal_edge.mcu.messages import encode_config
+from spinal_edge.mcu.messages import encode_config, encode_hello
 
 CONFIG = LinkConfig(joints=tuple(JointLimits(i, 1000, 3000, 20) for i in range(1, 7)), link_timeout_ms=200)
 
@@ -103,6 +104,69 @@ def test_rejected_configuration_keeps_the_link_unready_and_says_why(fake_mcu, li
         link.wait_ready(0.5)
     del fake_mcu.reject[MsgType.CONFIG]
     link.wait_ready(5)  # retried, and accepted once the wiring is fixed
+
+
+def test_servo_missing_at_config_rescans_the_buses_with_backoff_and_reports_once(
+    fake_mcu, link: McuLink, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = Events()
+    link.add_event_listener(events)
+    fake_mcu.reject[MsgType.CONFIG] = (ErrorCode.SERVO_MISSING, b"servo id 1 not found on the follower bus")
+    with caplog.at_level(logging.DEBUG, logger="spinal_edge.mcu"):
+        link.start()
+        assert wait_until(lambda: link.counters().config_rejections >= 3, 10)
+        del fake_mcu.reject[MsgType.CONFIG]  # the servo answers the next scan
+        link.wait_ready(10)
+    hellos = fake_mcu.payloads(MsgType.HELLO)
+    assert hellos[0] == encode_hello(rescan=False)
+    # Every handshake after a SERVO_MISSING rejection asks the MCU to rescan before CONFIG is sent again;
+    # once CONFIG is accepted a plain HELLO refreshes the servo list the handshake reports.
+    assert all(h == encode_hello(rescan=True) for h in hellos[1:-1])
+    assert hellos[-1] == encode_hello(rescan=False)
+    counters = link.counters()
+    assert counters.rescans == len(hellos) - 2 >= 3
+    assert counters.config_rejections == counters.rescans
+    assert [e for e, _ in events.seen].count(LinkEvent.CONFIG_REJECTED) == 1
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "servo id 1" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert not link.last_error
+
+
+def test_a_configured_servo_the_boot_scan_did_not_list_is_listed_once_config_found_it(
+    fake_mcu, link: McuLink
+) -> None:
+    fake_mcu.found = [2, 3, 4, 5, 6]  # the boot scan missed id 1; the MCU pings it at CONFIG and finds it
+    link.start()
+    link.wait_ready(10)
+    assert link.handshake is not None and link.handshake.buses[0] == (1, 2, 3, 4, 5, 6)
+    assert fake_mcu.payloads(MsgType.HELLO) == [encode_hello(rescan=False)] * 2
+    assert link.counters().rescans == 0 and link.counters().config_rejections == 0
+
+
+def test_a_handshake_listing_every_configured_servo_is_not_asked_again(fake_mcu, link: McuLink) -> None:
+    link.start()
+    link.wait_ready(10)
+    assert fake_mcu.payloads(MsgType.HELLO) == [encode_hello(rescan=False)]
+
+
+def test_other_config_rejections_are_retried_without_a_rescan(fake_mcu, link: McuLink) -> None:
+    fake_mcu.reject[MsgType.CONFIG] = (ErrorCode.BAD_CONFIG, b"link_timeout_ms must be 10..60000")
+    link.start()
+    assert wait_until(lambda: link.counters().config_rejections >= 2, 10)
+    assert all(h == encode_hello(rescan=False) for h in fake_mcu.payloads(MsgType.HELLO))
+    assert link.counters().rescans == 0
+
+
+def test_servo_missing_with_torque_on_asks_for_no_rescan(fake_mcu, link: McuLink) -> None:
+    fake_mcu.torque = True  # the MCU refuses to rescan with torque on: asking would only stall its loop
+    fake_mcu.reject[MsgType.CONFIG] = (ErrorCode.SERVO_MISSING, b"servo id 1 not found on the follower bus")
+    link.start()
+    link.wait_for_state(lambda s: s.torque_on, 5)
+    rejections = link.counters().config_rejections
+    assert wait_until(lambda: link.counters().config_rejections >= rejections + 2, 10)
+    # A rejection that came before the first STATE may have asked once; none since the torque was known.
+    assert fake_mcu.payloads(MsgType.HELLO)[-1] == encode_hello(rescan=False)
+    assert link.counters().rescans <= 1
 
 
 def test_protocol_version_mismatch_asks_for_matching_firmware(fake_mcu, link: McuLink) -> None:

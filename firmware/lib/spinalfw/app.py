@@ -28,6 +28,7 @@ from spinalfw.sts import (
 _MAXJ = const(8)
 _STATS_WINDOW_S = const(1)
 _ALLOC_SAMPLE = const(50)
+_TORQUE_READ_ATTEMPTS = const(3)
 
 # Messages for ERROR/LOG frames are constants so reporting a routine rejection allocates nothing.
 _M_NOT_CONFIGURED = b"not configured: send CONFIG first"
@@ -157,18 +158,15 @@ class Firmware:
         for bus in self.buses:
             bus.write_u8(BROADCAST_ID, REG_TORQUE_ENABLE, 0)
         self.scan()
-        for bus in self.buses:
-            # Discovery pings to absent ids time out by design; they are not bus faults.
-            bus.timeouts = 0
-            bus.checksum_errors = 0
         # Whatever the host sent while we were booting was meant for the previous run: drop it unread.
         while self.link.port.readinto(self.link.chunk, len(self.link.chunk)):
             pass
         self.log(proto.LOG_INFO, _L_BOOT)
 
     def scan(self):
+        """Ping ids scan_first..scan_last on every bus; at boot and on a HELLO asking for a rescan."""
         for i in range(len(self.buses)):
-            self.found[i] = self.buses[i].scan(self.scan_first, self.scan_last)
+            self.found[i] = _discover(self.buses[i], self.scan_first, self.scan_last)
 
     # ---- the loop -----------------------------------------------------------------------------------------
 
@@ -604,8 +602,10 @@ class Firmware:
         """Found by the boot scan, or answers a ping now (ids beyond the scan range)."""
         if sid in self.found[bus]:
             return True
-        if self.buses[bus].ping(sid):
+        if _discover(self.buses[bus], sid, sid, 1):
+            # Kept in id order, as a scan lists them (once per CONFIG, outside the loop: sorting may allocate).
             self.found[bus].append(sid)
+            self.found[bus].sort()
             return True
         return False
 
@@ -664,8 +664,14 @@ class Firmware:
             if self.hold:
                 self.error(seq, t, proto.ERR_HOLD_ACTIVE, _M_HOLD_ACTIVE)
                 return
-            # Start from where the arm is, so enabling torque never jumps to a stale goal.
-            if self._read_feedback() < self.n:
+            # Start from where the arm is, so enabling torque never jumps to a stale goal. One lost answer (bus
+            # noise, a late reply) is no reason to refuse: the read is tried again before giving up.
+            answered = 0
+            for _ in range(_TORQUE_READ_ATTEMPTS):
+                answered = self._read_feedback()
+                if answered >= self.n:
+                    break
+            if answered < self.n:
                 self.error(seq, t, proto.ERR_BUS, _M_BUS)
                 return
             for i in range(self.n):
@@ -729,6 +735,16 @@ class Firmware:
             except Exception:  # shutting down: try every bus, whatever the first one did
                 pass
         self.torque = False
+
+
+def _discover(bus, first, last, attempts=2):
+    """The ids in first..last that answer a ping. Pings to absent ids time out by design: not bus faults."""
+    timeouts = bus.timeouts
+    checksum_errors = bus.checksum_errors
+    found = bus.scan(first, last, attempts)
+    bus.timeouts = timeouts
+    bus.checksum_errors = checksum_errors
+    return found
 
 
 def _clip16(value):

@@ -83,6 +83,7 @@ class FakeServo:
         self.regs[62] = 74
         self.regs[63] = 30
         self.silent = False
+        self.silent_reads = 0  # the next N SYNC READs go unanswered (a lost or late answer)
 
     def set_position(self, pos):
         self.regs[56] = pos & 0xFF
@@ -154,7 +155,9 @@ class FakeServoBus:
             width = buf[6]
             for o in range(7, n - 1):
                 s = self.servos.get(buf[o])
-                if s is not None and not s.silent:
+                if s is not None and s.silent_reads > 0:
+                    s.silent_reads -= 1
+                elif s is not None and not s.silent:
                     self._status(buf[o], s.regs, addr, width)
         elif inst == INST_PING:
             s = self.servos.get(sid)

@@ -77,6 +77,7 @@ def parse_state(p):
         "flags": u16(6),
         "last_target_seq": u16(8),
         "rx_crc_errors": u16(22),
+        "bus_errors": u16(28),
         "alloc_ticks": u16(30),
         "hold_after_ms": u16(32),
         "joints": joints,

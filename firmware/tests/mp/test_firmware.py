@@ -2,7 +2,7 @@
 
 import host
 from fakes import unhex, vector
-from rigs import SIX, Bench, error_code
+from rigs import SIX, Bench, error_code, parse_state
 from spinalfw import proto
 
 
@@ -95,6 +95,25 @@ def test_torque_on_starts_from_the_present_position():
     assert b.servo(3).torque() == 1
     assert b.servo(3).goal() == 1500
     assert b.fw.target[2] == 1500
+
+
+def test_torque_on_rides_over_a_lost_feedback_answer():
+    b = Bench()
+    b.configure()
+    b.servo(2).silent_reads = 2
+    b.torque_on()  # the read is tried again: ACK
+    assert b.fw.torque and b.servo(2).torque() == 1
+
+
+def test_torque_on_is_refused_when_a_servo_stays_silent():
+    b = Bench()
+    b.configure()
+    b.servo(2).silent = True
+    seq = b.send(proto.MSG_TORQUE, b"\x01")
+    b.tick()
+    errors = [f for f in b.replies(proto.MSG_ERROR) if f[2][:2] == host.u16(seq)]
+    assert errors and error_code(errors[-1]) == proto.ERR_BUS
+    assert not b.fw.torque and b.servo(1).torque() == 0
 
 
 def test_targets_are_ignored_while_torque_is_off():
@@ -231,10 +250,67 @@ def test_config_naming_a_missing_servo_is_rejected_with_its_id():
     b = Bench(ids=(1, 2, 3))
     b.send(proto.MSG_CONFIG, host.config_payload(((1, 0, 4095, 5), (7, 0, 4095, 5))))
     b.tick()
-    errors = b.replies(proto.MSG_ERROR)
+    frames = b.frames()
+    errors = [f for f in frames if f[0] == proto.MSG_ERROR]
     assert errors and error_code(errors[-1]) == proto.ERR_SERVO_MISSING
     assert b"servo id 7" in errors[-1][2]
     assert not b.fw.configured
+    states = [f for f in frames if f[0] == proto.MSG_STATE]
+    assert parse_state(states[-1][2])["bus_errors"] == 0, "the ping looking for servo 7 is no bus fault"
+
+
+def hello_reply_buses(payload):
+    """The servo ids per bus listed in a HELLO_REPLY payload."""
+    buses = []
+    o = 10
+    for _ in range(payload[9]):
+        count = payload[o]
+        buses.append(list(payload[o + 1 : o + 1 + count]))
+        o += 1 + count
+    return buses
+
+
+def test_hello_with_rescan_finds_a_servo_missed_at_boot_without_counting_bus_errors():
+    b = Bench()
+    b.servo(1).silent = True  # answers late at boot: the scan misses it
+    b.fw.boot()
+    b.hal.link.take()
+    assert b.fw.found == [[2, 3, 4, 5, 6]]
+    b.servo(1).silent = False
+    b.send(proto.MSG_HELLO, bytes((proto.PROTOCOL_VERSION, 1)))
+    b.tick()
+    frames = b.frames()
+    replies = [f for f in frames if f[0] == proto.MSG_HELLO_REPLY]
+    assert replies and hello_reply_buses(replies[-1][2]) == [[1, 2, 3, 4, 5, 6]]
+    states = [f for f in frames if f[0] == proto.MSG_STATE]
+    assert states and parse_state(states[-1][2])["bus_errors"] == 0, "discovery pings counted as bus errors"
+    b.configure()  # the servo the boot scan missed is accepted now
+
+
+def test_a_servo_the_boot_scan_missed_but_config_found_is_listed_in_id_order():
+    b = Bench()
+    b.servo(3).silent = True  # answers late at boot: the scan misses it
+    b.fw.boot()
+    b.hal.link.take()
+    b.servo(3).silent = False
+    b.configure()  # pinged again at CONFIG, and found
+    b.send(proto.MSG_HELLO, bytes((proto.PROTOCOL_VERSION, 0)))
+    b.tick()
+    replies = b.replies(proto.MSG_HELLO_REPLY)
+    assert replies and hello_reply_buses(replies[-1][2]) == [[1, 2, 3, 4, 5, 6]]
+
+
+def test_hello_without_the_rescan_flag_or_with_torque_on_keeps_the_servos_found():
+    b = Bench(ids=(1, 2, 3, 4, 5, 6, 7))
+    b.configure()
+    b.torque_on()
+    b.hal.bus.servos[7].silent = True
+    b.send(proto.MSG_HELLO, bytes((proto.PROTOCOL_VERSION, 1)))  # rescan refused: torque is on
+    b.send(proto.MSG_HELLO, bytes((proto.PROTOCOL_VERSION, 0)))
+    b.tick()
+    replies = b.replies(proto.MSG_HELLO_REPLY)
+    assert len(replies) == 2
+    assert all(hello_reply_buses(r[2]) == [[1, 2, 3, 4, 5, 6, 7]] for r in replies)
 
 
 def test_malformed_payloads_are_rejected_not_applied():

@@ -170,13 +170,17 @@ class ServoBusSimulator:
         return bytes(out)
 
     def _listening(self, servo_id: int) -> list[SimulatedServo]:
-        return [
-            s
-            for s in self.servos
-            if (servo_id == reg.BROADCAST_ID or s.id == servo_id)
-            and not s.faults.silent
-            and s.baud_index == 0
-        ]
+        heard = []
+        for s in self.servos:
+            if servo_id != reg.BROADCAST_ID and s.id != servo_id:
+                continue
+            if s.faults.silent or s.baud_index != 0:
+                continue
+            if servo_id != reg.BROADCAST_ID and s.faults.silent_for_packets > 0:
+                s.faults.silent_for_packets -= 1
+                continue
+            heard.append(s)
+        return heard
 
     def _status(self, servo: SimulatedServo, data: bytes = b"", answer_id: int | None = None) -> bytes:
         pkt = bytearray(reg.packet(servo.id if answer_id is None else answer_id, servo.status_error(), data))

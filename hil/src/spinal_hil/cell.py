@@ -78,7 +78,7 @@ class Cell:
         state = self.link.latest_state
         return list(state.positions) if state else []
 
-    def torque_on(self, timeout_s: float = 3.0) -> None:
+    def torque_on(self, timeout_s: float = 10.0) -> None:
         self.link.set_torque(True).result(timeout_s)
         self.link.wait_for_state(lambda s: s.torque_on, timeout_s)
 
@@ -133,6 +133,22 @@ class Cell:
 
         return wait_until(close, timeout_s, interval=0.02)
 
+    def wait_still(
+        self, tolerance: float = 1.0, window_s: float = 0.05, timeout_s: float = 10.0
+    ) -> list[float] | None:
+        """The actual positions once no joint moved more than `tolerance` ticks over `window_s` (polled until
+        timeout_s), or None if the arm never came to rest. For "the arm holds" checks that must not depend on
+        how soon after a HOLD the host happened to look. One tick of tolerance: a real encoder jitters by one."""
+        deadline = time.monotonic() + timeout_s
+        before = self.actual()
+        while time.monotonic() < deadline:
+            time.sleep(window_s)
+            now = self.actual()
+            if now and len(now) == len(before) and _largest_move(before, now) <= tolerance:
+                return now
+            before = now
+        return None
+
     def recorder(
         self, title: str, leader: Callable[[], Sequence[float] | None] | None = None
     ) -> TrajectorySampler:
@@ -153,3 +169,7 @@ class Cell:
 
     def close(self) -> None:
         self.link.close()
+
+
+def _largest_move(before: Sequence[float], now: Sequence[float]) -> float:
+    return max(abs(a - b) for a, b in zip(now, before, strict=True))

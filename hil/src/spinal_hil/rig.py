@@ -16,6 +16,7 @@ from spinal_hil.bus_simulator import ServoBusSimulator
 from spinal_hil.errors import NeedsSimulation, RigError
 from spinal_hil.firmware_process import FirmwareProcess
 from spinal_hil.pty_link import EstopLine, LinkRelay
+from spinal_hil.servo_model import ServoFaults
 
 SO101_IDS = (1, 2, 3, 4, 5, 6)
 
@@ -45,6 +46,7 @@ class SimulatedRig:
         seed: int = 0,
         workdir: Path | None = None,
         emulate_wire_time: bool = False,
+        follower_faults: Mapping[int, ServoFaults] | None = None,
     ) -> None:
         self.follower_ids = tuple(follower_ids)
         self.leader_ids = tuple(leader_ids) if leader else ()
@@ -57,6 +59,7 @@ class SimulatedRig:
         self._firmware_args = tuple(firmware_args)
         self._seed = seed
         self._emulate_wire_time = emulate_wire_time
+        self._follower_faults = dict(follower_faults or {})
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="spinal-rig-"))
         self.follower: ServoBusSimulator | None = None
@@ -70,7 +73,9 @@ class SimulatedRig:
     # ---- lifecycle --------------------------------------------------------------------------------------------
 
     def start(self) -> SimulatedRig:
+        """Servo buses, link, e-stop line, then the firmware (whose boot scan sees `follower_faults` already)."""
         try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
             ids = self.follower_ids + (self.leader_ids if self.leader_on_follower_bus else ())
             positions = _merge(self._positions, self._leader_positions, self.leader_ids, ids)
             self.follower = ServoBusSimulator(
@@ -79,7 +84,10 @@ class SimulatedRig:
                 seed=self._seed,
                 emulate_wire_time=self._emulate_wire_time,
                 name="follower",
-            ).start()
+            )
+            for sid, faults in self._follower_faults.items():
+                self.follower.servo(sid).faults = faults
+            self.follower.start()
             leader_path = None
             if self.leader_ids and not self.leader_on_follower_bus:
                 self.leader = ServoBusSimulator(

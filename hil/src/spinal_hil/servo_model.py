@@ -26,6 +26,9 @@ class ServoFaults:
 
     silent: bool = False
     """The servo answers nothing (unpowered, broken wire, wrong id)."""
+    silent_for_packets: int = 0
+    """The next N instructions addressed to this servo go unheard and unanswered, then it behaves again (a
+    servo still powering up, or answering too late for the MCU's boot scan). Broadcasts do not count."""
     corrupt_rate: float = 0.0
     """Probability that an answer carries a wrong checksum."""
     error_bits: int = 0

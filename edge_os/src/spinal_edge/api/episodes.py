@@ -1,4 +1,5 @@
-"""The device API for recorded episodes: list, describe, download (HTTP ranges, sha256) and delete.
+"""The device API for recorded episodes: list, describe, download (HTTP ranges, sha256; or the whole episode as
+one streamed tar with its SHA256SUMS) and delete.
 
 `episodes_router(recordings_root, auth)` builds the FastAPI router the spinal-edge app mounts; the SDK's
 `spinal device episodes|pull` talk to it. Episodes still being recorded are listed but never offered.
@@ -13,6 +14,7 @@ import os
 import re
 import shutil
 import stat
+import tarfile
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -33,6 +35,9 @@ from spinal.recording import (
 )
 
 CHECKSUMS_FILE = ".checksums.json"
+#: The first member of an episode archive: `sha256sum -c` checks the extracted files against it.
+ARCHIVE_SUMS_FILE = "SHA256SUMS"
+_TAR_BLOCK = tarfile.BLOCKSIZE
 CHUNK_BYTES = 256 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 #: Episodes in these states are finished on disk and may be pulled.
@@ -239,6 +244,16 @@ def episodes_router(
     def file_headers(episode_id: str, name: str, request: Request) -> Response:
         return _serve_file(episodes, episode_id, name, request)
 
+    @router.get(
+        "/{episode_id}/archive",
+        summary="Download a whole episode as one tar with a SHA256SUMS file (streamed)",
+        response_class=Response,
+        operation_id="download_episode_archive",
+        responses={200: {"content": {"application/x-tar": {}}, "description": "the episode folder as a tar"}},
+    )
+    def download_archive(episode_id: str) -> Response:
+        return _serve_archive(episodes, episode_id)
+
     @router.delete(
         "/{episode_id}",
         status_code=204,
@@ -263,8 +278,8 @@ def episodes_router(
     return router
 
 
-def _serve_file(episodes: _Episodes, episode_id: str, name: str, request: Request) -> Response:
-    """One offered file, whole or one byte range, with its sha256 as ETag (HEAD: headers only)."""
+def _offered(episodes: _Episodes, episode_id: str) -> tuple[Path, EpisodeMetadata]:
+    """The folder and metadata of an episode that may be downloaded; refuses one still recording or unreadable."""
     path = episodes.directory(episode_id)
     try:
         meta = load_metadata(path)
@@ -276,6 +291,12 @@ def _serve_file(episodes: _Episodes, episode_id: str, name: str, request: Reques
             "not_offered",
             f"episode {episode_id} is {meta.status.value}; only complete or recovered episodes download",
         )
+    return path, meta
+
+
+def _serve_file(episodes: _Episodes, episode_id: str, name: str, request: Request) -> Response:
+    """One offered file, whole or one byte range, with its sha256 as ETag (HEAD: headers only)."""
+    path, meta = _offered(episodes, episode_id)
     file_path = path / name
     try:
         st = file_path.lstat() if name in meta.file_names() else None
@@ -346,3 +367,61 @@ def _read_range(path: Path, start: int, length: int) -> Iterator[bytes]:
                 return
             remaining -= len(chunk)
             yield chunk
+
+
+def _serve_archive(episodes: _Episodes, episode_id: str) -> Response:
+    """The episode folder as an uncompressed tar, built while it streams (no temporary copy): SHA256SUMS first,
+    then every file; the length is known up front, and the ETag is the sha256 of SHA256SUMS."""
+    path, meta = _offered(episodes, episode_id)
+    files = episodes.files(path, meta)
+    sums = "".join(f"{f.sha256}  {f.name}\n" for f in files).encode()
+    mtime = max((int((path / f.name).lstat().st_mtime) for f in files), default=0)
+    members: list[tuple[bytes, Path | bytes, int]] = [
+        (_tar_header(f"{episode_id}/{ARCHIVE_SUMS_FILE}", len(sums), mtime), sums, len(sums))
+    ]
+    for f in files:
+        file_path = path / f.name
+        members.append(
+            (
+                _tar_header(f"{episode_id}/{f.name}", f.size, int(file_path.lstat().st_mtime)),
+                file_path,
+                f.size,
+            )
+        )
+    length = sum(len(header) + _padded(size) for header, _, size in members) + 2 * _TAR_BLOCK
+    episodes.counters["archives_served"] += 1
+    episodes.counters["bytes_served"] += length
+    headers = {
+        "Content-Length": str(length),
+        "Content-Disposition": f'attachment; filename="{episode_id}.tar"',
+        "ETag": f'"{hashlib.sha256(sums).hexdigest()}"',
+        "Cache-Control": "no-store",
+    }
+    return StreamingResponse(_tar_stream(members), media_type="application/x-tar", headers=headers)
+
+
+def _tar_header(name: str, size: int, mtime: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, mtime, 0o644
+    return info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8", errors="strict")
+
+
+def _padded(size: int) -> int:
+    return -(-size // _TAR_BLOCK) * _TAR_BLOCK
+
+
+def _tar_stream(members: list[tuple[bytes, Path | bytes, int]]) -> Iterator[bytes]:
+    for header, body, size in members:
+        yield header
+        if isinstance(body, bytes):
+            yield body
+        else:
+            sent = 0
+            for chunk in _read_range(body, 0, size):
+                sent += len(chunk)
+                yield chunk
+            if sent != size:
+                # A shorter file would shift every later member; end the response instead of sending a bad tar.
+                raise OSError(f"{body} shrank while it was being sent; download the episode again")
+        yield b"\0" * (_padded(size) - size)
+    yield b"\0" * (2 * _TAR_BLOCK)

@@ -41,7 +41,9 @@ class FailSafe:
     "Offline" starts at the earliest of: a wanted chunk becoming late (counted from when it was wanted), a
     failed request, the server's liveliness or a drain notice. It ends only when a chunk merges, so a
     reconnect never shows STREAMING before a chunk has actually arrived. The offline clock drives the
-    re-handshake (`reconnect_after_s`) and DEAD (`max_offline_s`); a pause freezes it.
+    re-handshake (`reconnect_after_s`) and DEAD (`max_offline_s`); a pause freezes it. A paused engine asks
+    for no chunk, so a missing one proves nothing: it keeps its session (its heartbeats keep it alive at the
+    server) and re-handshakes only when the server is really gone (its liveliness token dropped).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class FailSafe:
         self._reconnecting = False
         self._dead_reason: str | None = None
         self._server_present = True
+        self._server_absent_since: float | None = None
         self._paused = False
         self._offline_since: float | None = None
         self._offline_reason = ""
@@ -90,6 +93,7 @@ class FailSafe:
             self._merged_since_connect = False
             self._request_failed = False
             self._server_present = True
+            self._server_absent_since = None
 
     def chunk_wanted(self, now: float) -> None:
         """The queue's playback fell to `buffer_time_s`: a chunk is due from now (if not already)."""
@@ -117,12 +121,15 @@ class FailSafe:
         """The server's liveliness token dropped or it announced a drain."""
         with self._lock:
             self._server_present = False
+            if self._server_absent_since is None:
+                self._server_absent_since = now
             self._mark_offline(now, reason)
 
     def server_present(self, now: float) -> None:
         """The server's liveliness token is (back) up."""
         with self._lock:
             self._server_present = True
+            self._server_absent_since = None
 
     def begin_reconnect(self, now: float, reason: str) -> None:
         """The worker abandoned the session and re-handshakes with backoff."""
@@ -183,9 +190,13 @@ class FailSafe:
 
     def should_reconnect(self, now: float) -> bool:
         """Offline for `reconnect_after_s` with a session up (a fresh session gets that long too): abandon
-        it and re-handshake."""
+        it and re-handshake. While paused only a server gone that long counts (no chunk is asked for)."""
         with self._lock:
-            off = self._offline_for(now)
+            if self._paused:
+                since = self._server_absent_since
+                off = None if since is None else max(0.0, now - since)
+            else:
+                off = self._offline_for(now)
             if not self._session_up or off is None:
                 return False
             return min(off, now - self._session_since) >= self._t.reconnect_after_s

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import Enum
@@ -48,6 +48,7 @@ from spinal_edge.mcu.messages import (
     encode_targets,
     encode_torque,
 )
+from spinal_edge.mcu.rescan import MissingServoRecovery
 
 log = logging.getLogger(__name__)
 firmware_log = logging.getLogger("spinal_edge.mcu.firmware")
@@ -73,7 +74,8 @@ class LinkEvent(Enum):
     ESTOP_ENTERED = "estop_entered"
     ESTOP_CLEARED = "estop_cleared"
     CONFIG_REJECTED = "config_rejected"
-    """The MCU refused the configuration (detail says why); the driver retries."""
+    """The MCU refused the configuration (detail says why); the driver retries. A servo missing from the
+    MCU's boot scan is retried with a bus rescan and reported once per streak, not once per retry."""
 
 
 @dataclass
@@ -98,6 +100,10 @@ class LinkCounters:
     heartbeats_sent: int = 0
     mcu_errors: int = 0
     """ERROR replies from the MCU."""
+    config_rejections: int = 0
+    """CONFIGs the MCU refused (SERVO_MISSING, BAD_CONFIG, ...)."""
+    rescans: int = 0
+    """HELLOs that asked the MCU to rescan its buses after a servo was missing at CONFIG."""
 
 
 @dataclass
@@ -223,6 +229,8 @@ class McuLink:
         reconnect_interval_s: float = 0.2,
         handshake_timeout_s: float = 1.0,
         command_timeout_s: float = 1.0,
+        rescan_timeout_s: float = 3.0,
+        max_rescan_interval_s: float = 5.0,
         restore_torque: bool = True,
         idle_keepalive: bool = True,
         serial_factory: SerialFactory | None = None,
@@ -233,6 +241,10 @@ class McuLink:
         self.reconnect_interval_s = reconnect_interval_s
         self.handshake_timeout_s = handshake_timeout_s
         self.command_timeout_s = command_timeout_s
+        # A rescan pings every id of every bus (absent ones time out), so its HELLO_REPLY may take a while.
+        self.rescan_timeout_s = max(rescan_timeout_s, handshake_timeout_s)
+        self._missing = MissingServoRecovery(reconnect_interval_s, max_rescan_interval_s)
+        self._rescan_in: float | None = None
         self.restore_torque = restore_torque
         self.idle_keepalive = idle_keepalive
         self._serial_factory = serial_factory or self._open_serial
@@ -454,6 +466,10 @@ class McuLink:
                     backoff = 0.0
                 except McuLinkError as exc:
                     self._last_error = str(exc)
+                    rescan_in, self._rescan_in = self._rescan_in, None
+                    if rescan_in is not None:
+                        self._closed.wait(rescan_in)  # MissingServoRecovery logged it
+                        continue
                     log.warning("mcu bring-up failed: %s", exc)
                     backoff = min(2.0, backoff * 2 or self.reconnect_interval_s)
                     self._closed.wait(backoff)
@@ -482,7 +498,8 @@ class McuLink:
             self._emit(LinkEvent.DISCONNECTED, f"{self.port}: link lost, reconnecting")
 
     def _bring_up(self) -> None:
-        handshake = self._request_handshake()
+        self._rescan_in = None
+        handshake = self._request_handshake(rescan=self._missing.rescan_due)
         if handshake.protocol_version != PROTOCOL_VERSION:
             raise McuVersionMismatch(
                 f"firmware {handshake.firmware_version} speaks link protocol {handshake.protocol_version}, this "
@@ -502,8 +519,22 @@ class McuLink:
         try:
             self._await(self._command(MsgType.CONFIG, encode_config(self.config)), "CONFIG")
         except McuCommandRejected as exc:
-            self._emit(LinkEvent.CONFIG_REJECTED, exc.message)
+            with self._lock:
+                self._counters.config_rejections += 1
+            state = self._latest_state
+            # SERVO_MISSING with torque off: rescan before the next CONFIG (None: the ordinary retry).
+            self._rescan_in = self._missing.rejected(exc, torque_on=state is not None and state.torque_on)
+            if not self._missing.repeat:
+                self._emit(LinkEvent.CONFIG_REJECTED, exc.message)
             raise
+        if self._missing.streak or not _lists_configured_servos(handshake, self.config):
+            # The MCU pinged the configured servos its scan had not listed (missed by it, or beyond its id
+            # range) at CONFIG and found them: refresh the servo list the handshake reports.
+            with contextlib.suppress(McuTimeout):
+                refreshed = self._request_handshake()
+                if refreshed.boot_id == handshake.boot_id:
+                    self._handshake = handshake = refreshed
+        self._missing.accepted(self._counters.rescans)
         if self._estop_wanted:
             self._await(self._command(MsgType.ESTOP, b""), "ESTOP")
         elif self._torque_wanted and self.restore_torque:
@@ -520,13 +551,18 @@ class McuLink:
             LinkEvent.CONNECTED, f"{handshake.board} firmware {handshake.firmware_version} on {self.port}"
         )
 
-    def _request_handshake(self) -> Handshake:
-        for _attempt in range(3):
+    def _request_handshake(self, *, rescan: bool = False) -> Handshake:
+        for attempt in range(3):
             future: Future[Handshake] = Future()
             self._hello = future
-            self._command(MsgType.HELLO, encode_hello(), track=False)
+            # Only the first attempt rescans: a slow scan's late reply must not queue up a second scan.
+            scan = rescan and attempt == 0
+            self._command(MsgType.HELLO, encode_hello(rescan=scan), track=False)
+            if scan:
+                with self._lock:
+                    self._counters.rescans += 1
             try:
-                return future.result(self.handshake_timeout_s)
+                return future.result(self.rescan_timeout_s if scan else self.handshake_timeout_s)
             except TimeoutError:
                 if self._closed.is_set() or self._session is None or self._session.ended.is_set():
                     break
@@ -708,3 +744,15 @@ def _type_name(msg_type: int) -> str:
         return MsgType(msg_type).name
     except ValueError:
         return f"type 0x{msg_type:02x}"
+
+
+def _lists_configured_servos(handshake: Handshake, config: LinkConfig) -> bool:
+    """Whether the handshake's bus lists hold every follower and leader id the configuration names."""
+    buses = handshake.buses
+
+    def listed(bus: int, ids: Iterable[int]) -> bool:
+        return bus < len(buses) and set(ids) <= set(buses[bus])
+
+    return listed(0, (j.servo_id for j in config.joints)) and (
+        not config.leader_ids or listed(config.leader_bus, config.leader_ids)
+    )

@@ -85,9 +85,11 @@ def _settings_context(request: Request) -> dict[str, Any]:
 def _cameras_context(request: Request) -> dict[str, Any]:
     daemon = request.app.state.daemon
     ctx = _settings_context(request)
+    running = dict(daemon.cameras)  # a copy: a camera change may swap them meanwhile
     ctx["cameras"] = [
-        {"name": name, "feature": f"observation.images.{name}", "stats": cam.stats()}
-        for name, cam in daemon.cameras.items()
+        {"name": name, "feature": f"observation.images.{name}", "stats": running[name].stats()}
+        for name in ctx["config"]["cameras"]
+        if name in running
     ]
     return ctx
 

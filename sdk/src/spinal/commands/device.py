@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.syntax import Syntax
-from rich.table import Table
+from rich.table import Column, Table
 
 from spinal.commands._cli import ExitCode, emit_json, err, fail, human_bytes, out
+
+if TYPE_CHECKING:
+    from spinal.device import EpisodeSummary
 
 app = typer.Typer(
     name="device",
@@ -76,7 +79,14 @@ def episodes(url: UrlArgument, token: TokenOption = None, json_output: JsonOptio
     if json_output:
         emit_json({"episodes": [e.model_dump() for e in listed]})
         return
-    table = Table("id", "status", "task", "frames", "duration", "size", "pull")
+    out.print(episodes_table(listed))
+    out.print(f"{len(listed)} episode(s), {sum(e.offered for e in listed)} ready to pull")
+
+
+def episodes_table(listed: list[EpisodeSummary]) -> Table:
+    """The episode list for people. The id is what `pull --episode` takes, so it is never cut or wrapped,
+    however narrow the terminal (or a pipe's 80 columns); the other columns give way instead."""
+    table = Table(Column("id", no_wrap=True), "status", "task", "frames", "duration", "size", "pull")
     for e in listed:
         table.add_row(
             e.id,
@@ -87,8 +97,7 @@ def episodes(url: UrlArgument, token: TokenOption = None, json_output: JsonOptio
             human_bytes(e.size_bytes),
             "yes" if e.offered else "no",
         )
-    out.print(table)
-    out.print(f"{len(listed)} episode(s), {sum(e.offered for e in listed)} ready to pull")
+    return table
 
 
 @app.command()

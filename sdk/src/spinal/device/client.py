@@ -145,6 +145,7 @@ class DeviceClient:
                 continue
             if _sha256(part) == file.sha256:
                 break
+            discarded = part.stat().st_size if part.exists() else 0
             part.unlink(missing_ok=True)
             if restarted:
                 raise ChecksumMismatchError(
@@ -152,6 +153,10 @@ class DeviceClient:
                     "the file may be changing on the device (pull again later)"
                 )
             restarted = True  # a stale or damaged .part: start over once from zero
+            # Nothing of that .part was kept: it is not "resumed", and progress counts the file afresh.
+            resumed_from = 0
+            if on_bytes and discarded:
+                on_bytes(-discarded)
         os.replace(part, dest)
         return DownloadResult(dest, fetched, resumed_from)
 

@@ -179,6 +179,9 @@ async function loadEpisodes() {
       const a = el("a", { href: `/api/episodes/${encodeURIComponent(ep.id)}/files/${encodeURIComponent(f.name)}`, download: `${ep.id}-${f.name}`, text: f.name });
       links.append(a, " ");
     }
+    if (ep.offered) {
+      links.append(el("a", { class: "archive", href: `/api/episodes/${encodeURIComponent(ep.id)}/archive`, download: `${ep.id}.tar`, text: "Download all (.tar)" }), " ");
+    }
     const del = el("button", { class: "small", "data-delete": ep.id, text: "Delete" });
     links.append(del);
     table.append(el("tr", { "data-episode": ep.id },
@@ -215,6 +218,45 @@ function setupRecording() {
     if (wasRecording !== null && recording !== wasRecording) loadEpisodes();
     wasRecording = recording;
   });
+}
+
+// -- cameras ----------------------------------------------------------------------------------------
+function setupCameras() {
+  for (const form of $$("form[data-camera-form]")) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = {};
+      for (const input of $$("input[name]", form)) {
+        const value = input.value.trim();
+        if (value !== "") body[input.name] = input.type === "number" ? Number(value) : value;
+      }
+      const out = $(".camera-result", form);
+      const button = $("button[type=submit]", form);
+      button.disabled = true;
+      try {
+        const result = await api("PUT", `/api/cameras/${encodeURIComponent(form.dataset.camera)}`, body);
+        const message = result.renamed_from
+          ? `Camera ${result.renamed_from} is now ${result.name} (${result.feature}); check the policy expects this name.`
+          : `Camera ${result.name}: ${result.settings.width}×${result.settings.height} at ${result.settings.fps} fps${result.restarted ? ", restarted" : ", unchanged"}.`;
+        if (result.renamed_from) {
+          sessionStorage.setItem("flash", message);
+          window.location.reload();
+          return;
+        }
+        out.className = "camera-result notice";
+        out.textContent = message;
+        out.hidden = false;
+        flash(message);
+      } catch (error) {
+        out.className = "camera-result error";
+        out.textContent = `Not applied: ${error.message}`;
+        out.hidden = false;
+        flash(`Not applied: ${error.message}`, "error");
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
 }
 
 // -- robot ------------------------------------------------------------------------------------------
@@ -399,7 +441,9 @@ function setupSystem() {
 
 document.addEventListener("DOMContentLoaded", () => {
   startEvents();
+  const carried = sessionStorage.getItem("flash");
+  if (carried) { sessionStorage.removeItem("flash"); flash(carried); }
   if ($("img[data-snapshot]")) { refreshSnapshots(); setInterval(refreshSnapshots, 1000); }
-  const setups = { recording: setupRecording, robot: setupRobot, inference: setupInference, network: setupNetwork, system: setupSystem };
+  const setups = { recording: setupRecording, cameras: setupCameras, robot: setupRobot, inference: setupInference, network: setupNetwork, system: setupSystem };
   if (setups[PAGE]) setups[PAGE]();
 });
